@@ -1,0 +1,96 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"golang.org/x/mod/module"
+)
+
+// Key layout. Module paths and versions are stored in their case-encoded
+// form (module.EscapePath: "!a" for "A"), which is all lower case, so two
+// modules that differ only in case never collide on a case-insensitive
+// filesystem. module.CheckPath forbids "." and ".." elements, so an escaped
+// path cannot climb out of its prefix.
+//
+//	mod/<escaped path>/@v/<escaped version>.info|.mod|.zip|.ziphash
+//	meta/<escaped path>/list|latest
+//	meta/<escaped path>/query/<sha256 of the query>
+
+// VersionKey is the key of one immutable file of a module version.
+// ext is one of "info", "mod", "zip", "ziphash".
+func VersionKey(path, version, ext string) (string, error) {
+	ep, err := module.EscapePath(path)
+	if err != nil {
+		return "", err
+	}
+	ev, err := module.EscapeVersion(version)
+	if err != nil {
+		return "", err
+	}
+	return "mod/" + ep + "/@v/" + ev + "." + ext, nil
+}
+
+// VersionPrefix is the prefix under which all stored versions of path live.
+func VersionPrefix(path string) (string, error) {
+	ep, err := module.EscapePath(path)
+	if err != nil {
+		return "", err
+	}
+	return "mod/" + ep + "/@v/", nil
+}
+
+// ParseVersionKey is the inverse of VersionKey.
+func ParseVersionKey(key string) (path, version, ext string, err error) {
+	rest, ok := strings.CutPrefix(key, "mod/")
+	if !ok {
+		return "", "", "", fmt.Errorf("%w: %q is not a module key", ErrInvalidKey, key)
+	}
+	ep, file, ok := strings.Cut(rest, "/@v/")
+	if !ok {
+		return "", "", "", fmt.Errorf("%w: %q is not a module key", ErrInvalidKey, key)
+	}
+	dot := strings.LastIndexByte(file, '.')
+	if dot < 0 {
+		return "", "", "", fmt.Errorf("%w: %q has no extension", ErrInvalidKey, key)
+	}
+	if path, err = module.UnescapePath(ep); err != nil {
+		return "", "", "", err
+	}
+	if version, err = module.UnescapeVersion(file[:dot]); err != nil {
+		return "", "", "", err
+	}
+	return path, version, file[dot+1:], nil
+}
+
+// MetaKey is the key of a mutable per-module document ("list", "latest").
+func MetaKey(path, name string) (string, error) {
+	ep, err := module.EscapePath(path)
+	if err != nil {
+		return "", err
+	}
+	return "meta/" + ep + "/" + name, nil
+}
+
+// QueryKey is the key of a cached answer to a non-canonical .info query
+// (a branch name or commit prefix). Queries are hashed because they may
+// contain characters that are not valid in a key.
+func QueryKey(path, query string) (string, error) {
+	sum := sha256.Sum256([]byte(query))
+	return MetaKey(path, "query/"+hex.EncodeToString(sum[:16]))
+}
+
+// CheckKey reports whether key is a clean relative slash path.
+func CheckKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || strings.ContainsAny(key, "\\\x00") {
+		return fmt.Errorf("%w: %q", ErrInvalidKey, key)
+	}
+	for _, elem := range strings.Split(key, "/") {
+		if elem == "" || elem == "." || elem == ".." {
+			return fmt.Errorf("%w: %q", ErrInvalidKey, key)
+		}
+	}
+	return nil
+}
