@@ -1,0 +1,300 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/semver"
+
+	"github.com/modgate/modgate/internal/metrics"
+	"github.com/modgate/modgate/internal/modcheck"
+	"github.com/modgate/modgate/internal/source"
+	"github.com/modgate/modgate/internal/store"
+)
+
+// IsCanonical reports whether version names exactly one immutable version
+// of path (a tag or pseudo-version in canonical form), as opposed to a query
+// such as a branch name or commit prefix.
+func IsCanonical(path, version string) bool {
+	return module.CanonicalVersion(version) == version && module.Check(path, version) == nil
+}
+
+// Info returns the .info of a canonical version, or resolves a query
+// (branch, commit prefix, non-canonical semver) to one. Canonical answers
+// are immutable objects; query answers are cached with the list TTL.
+func (m *Modules) Info(ctx context.Context, path, query string) (info []byte, immutable *Object, err error) {
+	if IsCanonical(path, query) {
+		obj, err := m.immutable(ctx, path, query, "info", func(fctx context.Context, key string) error {
+			data, err := m.cfg.Source.Info(fctx, path, query)
+			if err != nil {
+				return err
+			}
+			if _, err := modcheck.ParseInfo(data, path, query); err != nil {
+				return &InvalidError{Source: m.cfg.Source.String(), What: path + "@" + query + " .info", Err: err}
+			}
+			return m.cfg.Store.Put(fctx, key, bytes.NewReader(data))
+		})
+		return nil, obj, err
+	}
+	key, err := store.QueryKey(path, query)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := m.fresh(ctx, "query", key, func(fctx context.Context) ([]byte, error) {
+		data, err := m.cfg.Source.Info(fctx, path, query)
+		if err != nil {
+			return nil, err
+		}
+		info, err := modcheck.ParseInfo(data, path, "")
+		if err != nil {
+			return nil, &InvalidError{Source: m.cfg.Source.String(), What: path + "@" + query + " .info", Err: err}
+		}
+		m.rememberInfo(fctx, path, info.Version, data)
+		return data, nil
+	})
+	return body, nil, err
+}
+
+// rememberInfo stores the .info of a canonical version learned from a query,
+// so that the follow-up canonical request needs no fetch.
+func (m *Modules) rememberInfo(ctx context.Context, path, version string, data []byte) {
+	key, err := store.VersionKey(path, version, "info")
+	if err != nil {
+		return
+	}
+	if _, err := m.cfg.Store.Stat(ctx, key); err == nil {
+		return
+	}
+	if err := m.cfg.Store.Put(ctx, key, bytes.NewReader(data)); err != nil {
+		m.log.Warn("cannot store .info", "module", path, "version", version, "err", err)
+	}
+}
+
+// GoMod returns the go.mod of a canonical version.
+func (m *Modules) GoMod(ctx context.Context, path, version string) (*Object, error) {
+	return m.immutable(ctx, path, version, "mod", func(fctx context.Context, key string) error {
+		data, err := m.cfg.Source.GoMod(fctx, path, version)
+		if err != nil {
+			return err
+		}
+		if err := modcheck.CheckGoMod(data, path, version); err != nil {
+			return &InvalidError{Source: m.cfg.Source.String(), What: path + "@" + version + " .mod", Err: err}
+		}
+		return m.cfg.Store.Put(fctx, key, bytes.NewReader(data))
+	})
+}
+
+// Zip returns the module zip of a canonical version. A zip is downloaded to
+// the scratch directory, checked and hashed there, and only then stored:
+// storage never holds a zip that failed the checks, and memory use does not
+// depend on the zip's size.
+func (m *Modules) Zip(ctx context.Context, path, version string) (*Object, error) {
+	return m.immutable(ctx, path, version, "zip", func(fctx context.Context, key string) error {
+		what := path + "@" + version + " .zip"
+		body, err := m.cfg.Source.Zip(fctx, path, version)
+		if err != nil {
+			return err
+		}
+		defer body.Close()
+		tmp, err := os.CreateTemp(m.cfg.ScratchDir, "fetch-*.zip")
+		if err != nil {
+			return fmt.Errorf("scratch space: %w", err)
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		if _, err := io.Copy(tmp, body); err != nil {
+			return err
+		}
+		if err := tmp.Close(); err != nil {
+			return fmt.Errorf("scratch space: %w", err)
+		}
+		h1, err := modcheck.CheckZip(tmp.Name(), path, version)
+		if err != nil {
+			return &InvalidError{Source: m.cfg.Source.String(), What: what, Err: err}
+		}
+		hashKey, err := store.VersionKey(path, version, "ziphash")
+		if err != nil {
+			return err
+		}
+		// The hash goes first: a zip is visible only once it is complete, and
+		// by then its hash is already beside it.
+		if err := m.cfg.Store.Put(fctx, hashKey, strings.NewReader(h1+"\n")); err != nil {
+			return err
+		}
+		f, err := os.Open(tmp.Name())
+		if err != nil {
+			return fmt.Errorf("scratch space: %w", err)
+		}
+		defer f.Close()
+		return m.cfg.Store.Put(fctx, key, f)
+	})
+}
+
+// immutable serves a canonical version's file from storage, fetching it
+// with fetch (which must check and store it under key) on a miss.
+func (m *Modules) immutable(ctx context.Context, path, version, ext string, fetch func(ctx context.Context, key string) error) (*Object, error) {
+	key, err := store.VersionKey(path, version, ext)
+	if err != nil {
+		return nil, err
+	}
+	if obj, err := m.open(ctx, key); err == nil || !errors.Is(err, store.ErrNotExist) {
+		if err == nil {
+			metrics.CacheResults.WithLabelValues(ext, "hit").Inc()
+		}
+		return obj, err
+	}
+	if err := m.neg.get(key, m.now()); err != nil {
+		metrics.CacheResults.WithLabelValues(ext, "negative").Inc()
+		return nil, err
+	}
+	metrics.CacheResults.WithLabelValues(ext, "miss").Inc()
+	_, err = m.waitFlight(ctx, key, func(fctx context.Context) ([]byte, error) {
+		// Another flight may have stored it between our miss and this flight.
+		if _, err := m.cfg.Store.Stat(fctx, key); err == nil {
+			return nil, nil
+		}
+		start := time.Now()
+		err := fetch(fctx, key)
+		observeFetch(ext, start, err)
+		if err != nil {
+			m.log.Info("fetch failed", "module", path, "version", version, "file", ext, "err", err)
+		} else {
+			m.log.Info("fetched", "module", path, "version", version, "file", ext, "seconds", time.Since(start).Seconds())
+		}
+		return nil, err
+	})
+	if err != nil {
+		if errors.Is(err, source.ErrNotFound) && m.cfg.NegativeTTL > 0 {
+			m.neg.put(key, err, m.now().Add(m.cfg.NegativeTTL))
+		}
+		return nil, err
+	}
+	return m.open(ctx, key)
+}
+
+func (m *Modules) open(ctx context.Context, key string) (*Object, error) {
+	rc, info, err := m.cfg.Store.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return &Object{Content: rc, Info: info}, nil
+}
+
+// List returns the canonical release and pre-release versions of path: the
+// source's list merged with every version already stored, so that it still
+// answers when the source is down. Pseudo-versions are left out, as the go
+// command ignores them in lists.
+func (m *Modules) List(ctx context.Context, path string) ([]string, error) {
+	key, err := store.MetaKey(path, "list")
+	if err != nil {
+		return nil, err
+	}
+	body, srcErr := m.fresh(ctx, "list", key, func(fctx context.Context) ([]byte, error) {
+		versions, err := m.cfg.Source.List(fctx, path)
+		if err != nil {
+			return nil, err
+		}
+		return []byte(strings.Join(versions, "\n")), nil
+	})
+	stored, err := m.storedVersions(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if srcErr != nil {
+		if len(stored) == 0 {
+			return nil, srcErr
+		}
+		if !errors.Is(srcErr, source.ErrNotFound) {
+			m.log.Warn("upstream list failed; answering with stored versions", "module", path, "err", srcErr)
+		}
+	}
+	set := map[string]bool{}
+	for _, v := range append(strings.Fields(string(body)), stored...) {
+		if IsCanonical(path, v) && !module.IsPseudoVersion(v) {
+			set[v] = true
+		}
+	}
+	versions := make([]string, 0, len(set))
+	for v := range set {
+		versions = append(versions, v)
+	}
+	sort.Slice(versions, func(i, j int) bool { return semver.Compare(versions[i], versions[j]) < 0 })
+	return versions, nil
+}
+
+// storedVersions lists the canonical versions with any file in storage.
+func (m *Modules) storedVersions(ctx context.Context, path string) ([]string, error) {
+	prefix, err := store.VersionPrefix(path)
+	if err != nil {
+		return nil, err
+	}
+	var versions []string
+	seen := map[string]bool{}
+	err = m.cfg.Store.List(ctx, prefix, func(key string) error {
+		p, v, _, err := store.ParseVersionKey(key)
+		if err != nil || p != path || seen[v] {
+			return nil // a key of a longer path sharing the prefix, or junk
+		}
+		seen[v] = true
+		versions = append(versions, v)
+		return nil
+	})
+	return versions, err
+}
+
+// Latest answers @latest: the source's answer while it has one (cached with
+// the list TTL); when the source has none (some proxies answer 404 for
+// @latest) or is down, the version the go command would pick from the list:
+// the highest release, else the highest pre-release.
+func (m *Modules) Latest(ctx context.Context, path string) ([]byte, error) {
+	key, err := store.MetaKey(path, "latest")
+	if err != nil {
+		return nil, err
+	}
+	body, latestErr := m.fresh(ctx, "latest", key, func(fctx context.Context) ([]byte, error) {
+		data, err := m.cfg.Source.Latest(fctx, path)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := modcheck.ParseInfo(data, path, ""); err != nil {
+			return nil, &InvalidError{Source: m.cfg.Source.String(), What: path + "@latest", Err: err}
+		}
+		return data, nil
+	})
+	if latestErr == nil {
+		return body, nil
+	}
+	versions, err := m.List(ctx, path)
+	if err != nil || len(versions) == 0 {
+		if errors.Is(latestErr, source.ErrNotFound) && err != nil && !errors.Is(err, source.ErrNotFound) {
+			return nil, err // the list failed for a reason worth reporting
+		}
+		return nil, latestErr
+	}
+	best := pickLatest(versions)
+	_, obj, err := m.Info(ctx, path, best)
+	if err != nil {
+		return nil, err
+	}
+	defer obj.Content.Close()
+	return io.ReadAll(io.LimitReader(obj.Content, 1<<20))
+}
+
+// pickLatest returns the highest release in versions, or the highest
+// pre-release when there is no release. versions is sorted ascending.
+func pickLatest(versions []string) string {
+	for i := len(versions) - 1; i >= 0; i-- {
+		if semver.Prerelease(versions[i]) == "" {
+			return versions[i]
+		}
+	}
+	return versions[len(versions)-1]
+}

@@ -1,0 +1,190 @@
+package goproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"golang.org/x/mod/module"
+
+	"github.com/modgate/modgate/internal/cache"
+	"github.com/modgate/modgate/internal/source"
+	"github.com/modgate/modgate/internal/store"
+)
+
+// Cache-Control values: canonical versions never change; lists and @latest
+// change when modules are published, so clients may keep them only briefly.
+const (
+	cacheImmutable = "public, max-age=31536000, immutable"
+	cacheMutable   = "public, max-age=60"
+)
+
+// Handler serves the GOPROXY protocol from a module cache.
+type Handler struct {
+	Modules *cache.Modules
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		WriteError(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; the module proxy protocol uses GET")
+		return
+	}
+	req, err := ParseRequest(r.URL.Path)
+	if err != nil {
+		WriteError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx := r.Context()
+	switch req.Kind {
+	case KindList:
+		versions, err := h.Modules.List(ctx, req.Path)
+		if err != nil {
+			h.fail(w, r, req, err)
+			return
+		}
+		var b strings.Builder
+		for _, v := range versions {
+			b.WriteString(v)
+			b.WriteByte('\n')
+		}
+		writeSmall(w, r, "text/plain; charset=utf-8", []byte(b.String()))
+	case KindLatest:
+		data, err := h.Modules.Latest(ctx, req.Path)
+		if err != nil {
+			h.fail(w, r, req, err)
+			return
+		}
+		writeSmall(w, r, "application/json", data)
+	case KindInfo:
+		if module.CanonicalVersion(req.Version) == req.Version {
+			// A canonical-looking version must also suit the path (v2+ needs /v2).
+			if err := module.Check(req.Path, req.Version); err != nil {
+				h.fail(w, r, req, err)
+				return
+			}
+		}
+		data, obj, err := h.Modules.Info(ctx, req.Path, req.Version)
+		if err != nil {
+			h.fail(w, r, req, err)
+			return
+		}
+		if obj != nil {
+			serveObject(w, r, "application/json", obj)
+			return
+		}
+		writeSmall(w, r, "application/json", data)
+	case KindMod, KindZip:
+		if !cache.IsCanonical(req.Path, req.Version) {
+			h.fail(w, r, req, notCanonical(req))
+			return
+		}
+		var obj *cache.Object
+		if req.Kind == KindMod {
+			obj, err = h.Modules.GoMod(ctx, req.Path, req.Version)
+		} else {
+			obj, err = h.Modules.Zip(ctx, req.Path, req.Version)
+		}
+		if err != nil {
+			h.fail(w, r, req, err)
+			return
+		}
+		ctype := "text/plain; charset=utf-8"
+		if req.Kind == KindZip {
+			ctype = "application/zip"
+		}
+		serveObject(w, r, ctype, obj)
+	}
+}
+
+type invalidVersionError struct{ msg string }
+
+func (e *invalidVersionError) Error() string { return e.msg }
+
+func notCanonical(req Request) error {
+	if err := module.Check(req.Path, req.Version); err != nil {
+		return &invalidVersionError{msg: err.Error()}
+	}
+	return &invalidVersionError{msg: fmt.Sprintf("%s@%s: invalid version: .%s files are served only for canonical versions (such as %s)",
+		req.Path, req.Version, req.Kind, module.CanonicalVersion(req.Version))}
+}
+
+// serveObject streams a stored file with Range, ETag and conditional GET
+// support. For disk storage the content is an *os.File, so net/http can
+// use sendfile.
+func serveObject(w http.ResponseWriter, r *http.Request, ctype string, obj *cache.Object) {
+	defer obj.Content.Close()
+	hdr := w.Header()
+	hdr.Set("Content-Type", ctype)
+	hdr.Set("Cache-Control", cacheImmutable)
+	if obj.ETag != "" {
+		hdr.Set("ETag", obj.ETag)
+	}
+	http.ServeContent(w, r, "", obj.ModTime, obj.Content)
+}
+
+func writeSmall(w http.ResponseWriter, r *http.Request, ctype string, data []byte) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", ctype)
+	hdr.Set("Cache-Control", cacheMutable)
+	hdr.Set("Content-Length", fmt.Sprint(len(data)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(data)
+	}
+}
+
+// fail maps an error to a status and a one-line reason that tells the
+// developer what happened and what to do.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, req Request, err error) {
+	what := req.Path
+	if req.Version != "" {
+		what += "@" + req.Version
+	}
+	var (
+		inv   *cache.InvalidError
+		fetch *source.FetchError
+		badV  *invalidVersionError
+	)
+	switch {
+	case errors.As(err, &badV):
+		WriteError(w, r, http.StatusNotFound, badV.msg)
+	case errors.As(err, &inv):
+		WriteError(w, r, http.StatusBadGateway, fmt.Sprintf("%s: %v; ask the module's owner or try again later", what, inv))
+	case errors.Is(err, source.ErrNotFound):
+		WriteError(w, r, http.StatusNotFound, fmt.Sprintf("%s: not found: %v", what, err))
+	case errors.As(err, &fetch) && fetch.Timeout, errors.Is(err, context.DeadlineExceeded):
+		WriteError(w, r, http.StatusGatewayTimeout, fmt.Sprintf("%s: upstream timed out (%v); try again, or check modgate's --upstream and network", what, err))
+	case errors.As(err, &fetch):
+		WriteError(w, r, http.StatusBadGateway, fmt.Sprintf("%s: upstream failed (%v); try again later, or check modgate's --upstream and network", what, err))
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this answer.
+		WriteError(w, r, 499, "request canceled")
+	case errors.Is(err, store.ErrInvalidKey):
+		WriteError(w, r, http.StatusBadRequest, fmt.Sprintf("%s: %v", what, err))
+	default:
+		logger(r).Error("internal error", "module", req.Path, "version", req.Version, "err", err)
+		WriteError(w, r, http.StatusInternalServerError, fmt.Sprintf("%s: internal error in modgate (%v); the operator should check its logs", what, err))
+	}
+}
+
+// WriteError writes a one-line text/plain reason: the go command shows the
+// body of an error response only when it is text/plain.
+func WriteError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	msg = strings.Join(strings.Fields(msg), " ") // one line, whatever the cause said
+	if len(msg) > 600 {
+		msg = msg[:600] + "..."
+	}
+	hdr := w.Header()
+	hdr.Del("ETag")
+	hdr.Del("Content-Length")
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		fmt.Fprintln(w, "modgate: "+msg)
+	}
+}

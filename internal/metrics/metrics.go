@@ -1,0 +1,62 @@
+// Package metrics holds modgate's Prometheus collectors, registered in one
+// registry that /metrics serves.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Registry is what /metrics exposes.
+var Registry = prometheus.NewRegistry()
+
+var (
+	// Requests counts HTTP requests by endpoint (info, mod, zip, list, latest,
+	// sumdb, ops, invalid) and status code.
+	Requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "modgate_http_requests_total",
+		Help: "HTTP requests by endpoint and status code.",
+	}, []string{"endpoint", "code"})
+
+	// RequestDuration is the time to answer a request, by endpoint.
+	RequestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "modgate_http_request_duration_seconds",
+		Help:    "Time to answer HTTP requests, by endpoint.",
+		Buckets: []float64{.0005, .001, .005, .01, .05, .1, .5, 1, 5, 15, 60, 300},
+	}, []string{"endpoint"})
+
+	// BytesServed counts response body bytes by endpoint.
+	BytesServed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "modgate_http_response_bytes_total",
+		Help: "Response body bytes written, by endpoint.",
+	}, []string{"endpoint"})
+
+	// CacheResults counts cache lookups by kind and result (hit, miss, stale,
+	// stale_if_error, negative).
+	CacheResults = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "modgate_cache_requests_total",
+		Help: "Cache lookups by kind (info, mod, zip, list, latest, query) and result.",
+	}, []string{"kind", "result"})
+
+	// UpstreamFetches counts fetches from origins by kind and outcome
+	// (ok, not_found, error, invalid).
+	UpstreamFetches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "modgate_upstream_fetches_total",
+		Help: "Fetches from upstream sources by kind and outcome.",
+	}, []string{"kind", "outcome"})
+
+	// UpstreamDuration is the latency of fetches from origins.
+	UpstreamDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "modgate_upstream_fetch_duration_seconds",
+		Help:    "Latency of fetches from upstream sources, by kind.",
+		Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+	}, []string{"kind"})
+)
+
+func init() {
+	Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		Requests, RequestDuration, BytesServed, CacheResults, UpstreamFetches, UpstreamDuration,
+	)
+}

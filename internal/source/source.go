@@ -1,0 +1,71 @@
+// Package source is where module files come from when they are not stored
+// yet: an upstream proxy chain in GOPROXY syntax (and, later, git servers).
+//
+// A Source returns raw bytes exactly as the origin served them; checking
+// that they are what they claim to be is the caller's job (package modcheck).
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Source fetches module files from one origin or a chain of them.
+type Source interface {
+	// List returns the versions the origin knows, unfiltered.
+	List(ctx context.Context, path string) ([]string, error)
+	// Latest returns the .info JSON of the origin's idea of the latest version.
+	Latest(ctx context.Context, path string) ([]byte, error)
+	// Info returns the .info JSON for a version or a query (branch, commit prefix).
+	Info(ctx context.Context, path, query string) ([]byte, error)
+	// GoMod returns the go.mod of a canonical version.
+	GoMod(ctx context.Context, path, version string) ([]byte, error)
+	// Zip streams the module zip of a canonical version. The caller closes it.
+	Zip(ctx context.Context, path, version string) (io.ReadCloser, error)
+	// String names the source in error messages and logs.
+	String() string
+}
+
+// ErrNotFound marks answers meaning "this origin does not have it"; the
+// chain falls through to its next entry on them, and the HTTP layer turns
+// them into 404 so that the go command falls through to its next GOPROXY.
+var ErrNotFound = errors.New("not found")
+
+// NotFoundError is an ErrNotFound with the origin's explanation.
+type NotFoundError struct {
+	Source string // which origin said so
+	Msg    string // its one-line reason, may be empty
+}
+
+func (e *NotFoundError) Error() string {
+	if e.Msg == "" {
+		return e.Source + ": not found"
+	}
+	return e.Source + ": " + e.Msg
+}
+
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+// FetchError is a failure to get an answer from an origin: it was
+// unreachable, timed out, or answered with an unexpected status.
+type FetchError struct {
+	Source  string
+	Op      string // what was being fetched, e.g. "golang.org/x/mod@v0.1.0 .zip"
+	Status  int    // HTTP status, 0 when no response arrived
+	Timeout bool
+	Err     error
+}
+
+func (e *FetchError) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("%s answered %d for %s: %v", e.Source, e.Status, e.Op, e.Err)
+	}
+	return fmt.Sprintf("fetching %s from %s: %v", e.Op, e.Source, e.Err)
+}
+
+func (e *FetchError) Unwrap() error { return e.Err }
+
+// ErrTooLarge is returned when an origin sends more than a file may hold.
+var ErrTooLarge = errors.New("response exceeds the size limit")
