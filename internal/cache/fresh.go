@@ -24,7 +24,7 @@ type entry struct {
 
 func (e *entry) result() ([]byte, error) {
 	if e.NotFound != "" {
-		return nil, &source.NotFoundError{Source: "upstream", Msg: e.NotFound}
+		return nil, &source.NotFoundError{Msg: e.NotFound}
 	}
 	return e.Body, nil
 }

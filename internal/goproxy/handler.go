@@ -154,7 +154,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, req Request, err 
 	case errors.As(err, &inv):
 		WriteError(w, r, http.StatusBadGateway, fmt.Sprintf("%s: %v; ask the module's owner or try again later", what, inv))
 	case errors.Is(err, source.ErrNotFound):
-		WriteError(w, r, http.StatusNotFound, fmt.Sprintf("%s: not found: %v", what, err))
+		WriteError(w, r, http.StatusNotFound, fmt.Sprintf("%s: not found (%v); check the module path and version", what, err))
 	case errors.As(err, &fetch) && fetch.Timeout, errors.Is(err, context.DeadlineExceeded):
 		WriteError(w, r, http.StatusGatewayTimeout, fmt.Sprintf("%s: upstream timed out (%v); try again, or check modgate's --upstream and network", what, err))
 	case errors.As(err, &fetch):

@@ -95,7 +95,7 @@ func try[T any](c *Chain, fn func(Source) (T, error)) (T, error) {
 		}
 		return zero, err
 	}
-	return zero, &NotFoundError{Source: "upstream", Msg: strings.Join(notFound, "; ")}
+	return zero, &NotFoundError{Msg: strings.Join(notFound, "; ")}
 }
 
 func (c *Chain) List(ctx context.Context, path string) ([]string, error) {

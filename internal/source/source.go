@@ -35,12 +35,15 @@ var ErrNotFound = errors.New("not found")
 
 // NotFoundError is an ErrNotFound with the origin's explanation.
 type NotFoundError struct {
-	Source string // which origin said so
+	Source string // which origin said so; empty when Msg already says
 	Msg    string // its one-line reason, may be empty
 }
 
 func (e *NotFoundError) Error() string {
-	if e.Msg == "" {
+	switch {
+	case e.Source == "":
+		return e.Msg
+	case e.Msg == "":
 		return e.Source + ": not found"
 	}
 	return e.Source + ": " + e.Msg

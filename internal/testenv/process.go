@@ -1,0 +1,219 @@
+package testenv
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	binDir    string
+)
+
+// RepoRoot returns the root of the modgate checkout.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Binary builds cmd/modgate once per test process and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "modgate-bin-")
+		if buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "modgate")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/modgate")
+		cmd.Dir = RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// CleanupBinary removes the built binary; call it from TestMain.
+func CleanupBinary() {
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+}
+
+// Proc is a running modgate process.
+type Proc struct {
+	URL  string
+	Cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+}
+
+var servingRE = regexp.MustCompile(`serving on (https?://\S+)`)
+
+// Start runs "modgate serve --listen 127.0.0.1:0 args..." and waits until it
+// answers /healthz. The process is stopped when the test ends.
+func Start(t testing.TB, args ...string) *Proc {
+	t.Helper()
+	return StartEnv(t, nil, args...)
+}
+
+// StartEnv is Start with extra environment variables.
+func StartEnv(t testing.TB, env []string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(Binary(t), append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	logs := &syncBuffer{}
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	cmd.Stdout = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Proc{Cmd: cmd, logs: logs, done: make(chan struct{})}
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			logs.Write([]byte(line + "\n"))
+			if m := servingRE.FindStringSubmatch(line); m != nil {
+				select {
+				case urlc <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	go func() {
+		cmd.Wait()
+		pw.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.Stop(t) })
+	select {
+	case p.URL = <-urlc:
+	case <-p.done:
+		t.Fatalf("modgate exited at start:\n%s", logs.String())
+	case <-time.After(30 * time.Second):
+		p.Kill()
+		t.Fatalf("modgate did not start in 30s:\n%s", logs.String())
+	}
+	for i := 0; i < 100; i++ {
+		resp, err := http.Get(p.URL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("modgate /healthz never answered:\n%s", logs.String())
+	return nil
+}
+
+// Logs returns everything the process wrote so far.
+func (p *Proc) Logs() string { return p.logs.String() }
+
+// Stop sends SIGTERM and waits for the process to exit (SIGKILL after 15s).
+func (p *Proc) Stop(t testing.TB) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		t.Errorf("modgate did not stop on SIGTERM within 15s; killing it")
+		p.Kill()
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (p *Proc) Kill() {
+	p.Cmd.Process.Kill()
+	<-p.done
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// GoEnv returns an environment for running the go command as a client of
+// goproxy, with a fresh module cache under dir and nothing reaching out but
+// the proxy.
+func GoEnv(dir, goproxy string) []string {
+	env := []string{}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GONOPROXY", "GOFLAGS", "GOPATH", "GOMODCACHE", "GOTOOLCHAIN", "GO111MODULE", "GOINSECURE", "GOENV":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env,
+		"GOPROXY="+goproxy,
+		"GOPATH="+filepath.Join(dir, "gopath"),
+		"GOMODCACHE="+filepath.Join(dir, "gopath", "pkg", "mod"),
+		"GOFLAGS=-modcacherw",
+		"GOTOOLCHAIN=local",
+		"GOENV=off",
+		"GO111MODULE=on",
+	)
+}
+
+// Go runs the go command in dir with env and returns its combined output.
+func Go(t testing.TB, dir string, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command("go", args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
