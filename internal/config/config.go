@@ -1,0 +1,321 @@
+// Package config holds modgate's configuration: one Config struct filled from
+// defaults, a YAML or TOML config file, MODGATE_* environment variables and
+// command-line flags, in increasing order of precedence, and validated before
+// the server starts.
+//
+// All options are declared once, in the table in options.go; the flags, the
+// environment variable names and the config file keys are derived from it.
+// A config file key is the flag name without dashes in front ("list-ttl");
+// the environment variable is MODGATE_ followed by the upper-cased name with
+// '-' replaced by '_' ("MODGATE_LIST_TTL").
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is the configuration of the modgate server.
+type Config struct {
+	// ConfigFile is the config file that was loaded, or "".
+	ConfigFile string
+	// Listen is the address to serve HTTP on, in net.Listen syntax.
+	Listen string
+	// DataDir is the directory of the local-disk storage.
+	DataDir string
+	// Upstream is the upstream proxy list in GOPROXY syntax: http(s) URLs
+	// (and, if configured explicitly, "direct" or "off") separated by ',' or
+	// '|'. After Load it is never empty; scheme-less hosts have had https://
+	// prepended, as the go command does.
+	Upstream string
+	// UpstreamDerived reports that Upstream was not configured but derived
+	// from the GOPROXY environment variable or `go env GOPROXY`;
+	// Source("upstream") says which.
+	UpstreamDerived bool
+	// TLSCert and TLSKey are the certificate and key files for HTTPS; both
+	// are set or both are empty (serve plain HTTP).
+	TLSCert string
+	TLSKey  string
+	// ListTTL is how long @v/list, @latest and branch/commit query answers
+	// are fresh before a background refresh.
+	ListTTL time.Duration
+	// NegativeTTL is how long a not-found answer is cached; 0 disables
+	// negative caching.
+	NegativeTTL time.Duration
+	// FetchTimeout bounds one upstream fetch.
+	FetchTimeout time.Duration
+	// ShutdownTimeout is how long shutdown waits for in-flight requests.
+	ShutdownTimeout time.Duration
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string
+	// LogFormat is json or text.
+	LogFormat string
+
+	// sources maps option names to where their value came from.
+	sources map[string]string
+}
+
+// Default returns a Config holding the default of every option. Upstream is
+// left empty (Load derives it from GOPROXY).
+func Default() *Config {
+	c := &Config{sources: map[string]string{}}
+	for _, o := range c.options() {
+		o.reset()
+		c.sources[o.name] = "default " + o.name
+	}
+	return c
+}
+
+// Source describes where the value of option name came from, in the form
+// used by error messages: "default list-ttl", `config file m.yaml: list-ttl`,
+// "env MODGATE_LIST_TTL" or "flag --list-ttl"; for a derived upstream it is
+// "env GOPROXY" or "go env GOPROXY". For a Config not made by Load or
+// Default it is the option name.
+func (c *Config) Source(name string) string {
+	if s, ok := c.sources[name]; ok {
+		return s
+	}
+	return name
+}
+
+func (c *Config) setSource(name, where string) {
+	if c.sources == nil {
+		c.sources = map[string]string{}
+	}
+	c.sources[name] = where
+}
+
+// helpOutput is where Load prints the usage for --help.
+var helpOutput io.Writer = os.Stderr
+
+// goEnv runs `go env`; a variable so tests can stub it.
+var goEnv = GoEnv
+
+// Load builds the configuration from args (the serve subcommand's arguments,
+// without the program and subcommand names) and the environment read through
+// getenv (os.Getenv if nil). The config file is named by --config in args or
+// else by MODGATE_CONFIG. Values from the file are overridden by environment
+// variables, which are overridden by flags. An empty environment variable
+// counts as unset.
+//
+// The result is validated. If Upstream ends up empty it is derived with
+// DefaultUpstream(getenv, GoEnv) and UpstreamDerived is set.
+//
+// With --help (or -h) Load prints Usage to standard error and returns
+// flag.ErrHelp.
+//
+// getenv cannot list the environment, so Load does not notice misspelled
+// MODGATE_* variables; LoadEnviron does.
+func Load(args []string, getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	c := Default()
+	opts := c.options()
+	byName := make(map[string]*option, len(opts))
+	for _, o := range opts {
+		byName[o.name] = o
+	}
+
+	flags, err := parseFlags(args, opts)
+	if err != nil {
+		return nil, err
+	}
+
+	// The config file: the last --config flag, else MODGATE_CONFIG.
+	path := getenv(EnvName(configKey))
+	for _, f := range flags {
+		if f.o.name == configKey {
+			path = f.value
+		}
+	}
+	if path != "" {
+		if err := c.loadFile(path, byName); err != nil {
+			return nil, err
+		}
+	}
+
+	for _, o := range opts {
+		env := EnvName(o.name)
+		v := getenv(env)
+		if v == "" {
+			continue
+		}
+		where := "env " + env
+		if err := o.setText(v); err != nil {
+			return nil, fmt.Errorf("%s: %v", where, err)
+		}
+		c.setSource(o.name, where)
+	}
+
+	for _, f := range flags {
+		where := "flag --" + f.o.name
+		if err := f.o.setText(f.value); err != nil {
+			return nil, fmt.Errorf("%s: %v", where, err)
+		}
+		c.setSource(f.o.name, where)
+	}
+
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+
+	if c.Upstream == "" {
+		up, err := DefaultUpstream(getenv, goEnv)
+		if err != nil {
+			return nil, err
+		}
+		c.Upstream, c.UpstreamDerived = up, true
+		if getenv("GOPROXY") != "" {
+			c.setSource("upstream", "env GOPROXY")
+		} else {
+			c.setSource("upstream", "go env GOPROXY")
+		}
+	} else {
+		// Validate accepted it, so this only normalizes.
+		up, err := filterProxyList(c.Upstream, true)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", c.Source("upstream"), err)
+		}
+		c.Upstream = up
+	}
+	return c, nil
+}
+
+// LoadEnviron is Load with the environment given as "KEY=value" strings (as
+// from os.Environ). Unlike Load it also rejects MODGATE_* variables that do
+// not name an option.
+func LoadEnviron(args, environ []string) (*Config, error) {
+	known := map[string]bool{}
+	for _, o := range new(Config).options() {
+		known[EnvName(o.name)] = true
+	}
+	env := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, envPrefix) && !known[k] {
+			return nil, fmt.Errorf("env %s: unknown variable (no such modgate option; see --help)", k)
+		}
+		env[k] = v
+	}
+	return Load(args, func(k string) string { return env[k] })
+}
+
+// Validate checks every option's value and the relations between options.
+// Errors name where the offending value came from.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, o := range c.options() {
+		if err := o.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", c.Source(o.name), err))
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		set, unset := "tls-cert", "tls-key"
+		if c.TLSCert == "" {
+			set, unset = unset, set
+		}
+		errs = append(errs, fmt.Errorf("%s: --%s and --%s must be set together, but %s is not set",
+			c.Source(set), set, unset, unset))
+	}
+	return errors.Join(errs...)
+}
+
+// flagSetting is one flag from the command line, applied after the config
+// file and the environment.
+type flagSetting struct {
+	o     *option
+	value string
+}
+
+// recorder is the flag.Value of every option: it only records the setting,
+// so that the file named by --config can be applied before the flags.
+type recorder struct {
+	o    *option
+	list *[]flagSetting
+}
+
+func (r recorder) String() string { return "" }
+
+func (r recorder) Set(s string) error {
+	*r.list = append(*r.list, flagSetting{r.o, s})
+	return nil
+}
+
+func (r recorder) IsBoolFlag() bool { return r.o.isBool }
+
+// newFlagSet returns the flag set for opts, recording into list.
+func newFlagSet(opts []*option, list *[]flagSetting) *flag.FlagSet {
+	fs := flag.NewFlagSet("modgate serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	for _, o := range opts {
+		fs.Var(recorder{o, list}, o.name, o.help)
+	}
+	return fs
+}
+
+func parseFlags(args []string, opts []*option) ([]flagSetting, error) {
+	var list []flagSetting
+	fs := newFlagSet(opts, &list)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			Usage(helpOutput)
+			return nil, flag.ErrHelp
+		}
+		return nil, flagError(err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	return list, nil
+}
+
+// flagError rewrites the flag package's parse errors into this package's
+// "flag --name: problem" form.
+func flagError(err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		return fmt.Errorf("flag --%s: unknown flag (see --help)", strings.TrimLeft(name, "-"))
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		return fmt.Errorf("flag --%s: missing value", strings.TrimLeft(name, "-"))
+	}
+	return fmt.Errorf("flags: %v", err)
+}
+
+// Usage writes the help text: every option with its type, environment
+// variable and default.
+func Usage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString(`Usage: modgate serve [flags]
+
+Every option can be set by a flag, by an environment variable, or by a key of
+the same name as the flag in the YAML or TOML file named by --config.
+Flags override the environment, which overrides the file, which overrides
+the defaults.
+
+Flags:
+`)
+	for _, o := range new(Config).options() {
+		fmt.Fprintf(&b, "  --%s", o.name)
+		if !o.isBool {
+			fmt.Fprintf(&b, " %s", o.kindName)
+		}
+		fmt.Fprintf(&b, "\n    \t%s\n    \tenv %s", o.help, EnvName(o.name))
+		switch {
+		case o.defText == "":
+		case o.kindName == "string":
+			fmt.Fprintf(&b, ", default %q", o.defText)
+		default:
+			fmt.Fprintf(&b, ", default %s", o.defText)
+		}
+		b.WriteString("\n")
+	}
+	io.WriteString(w, b.String())
+}

@@ -1,0 +1,368 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// options is the single table of configuration options. Every option is a
+// flag (--name), an environment variable (MODGATE_NAME) and a config file key
+// (name); all three are derived from this table, and the target field of c
+// is where the value lands. To add an option, add a field to Config and one
+// line here.
+func (c *Config) options() []*option {
+	return []*option{
+		opt(&c.ConfigFile, "config", stringKind, "", "path of a YAML or TOML config file"),
+		opt(&c.Listen, "listen", stringKind, ":8080", "address to serve HTTP on", hostPort),
+		opt(&c.DataDir, "data-dir", stringKind, "modgate-data", "directory for the local-disk storage", notEmpty),
+		opt(&c.Upstream, "upstream", stringKind, "", "upstream proxy list in GOPROXY syntax (default: the http(s) entries of $GOPROXY or `go env GOPROXY`)", proxyList),
+		opt(&c.TLSCert, "tls-cert", stringKind, "", "TLS certificate file (PEM); serve HTTPS when set together with --tls-key", fileExists),
+		opt(&c.TLSKey, "tls-key", stringKind, "", "TLS private key file (PEM); serve HTTPS when set together with --tls-cert", fileExists),
+		opt(&c.ListTTL, "list-ttl", durationKind, 5*time.Minute, "how long @v/list, @latest and branch/commit queries are fresh before a background refresh", positive),
+		opt(&c.NegativeTTL, "negative-ttl", durationKind, time.Minute, "how long a not-found answer is cached (0 disables)", nonNegative),
+		opt(&c.FetchTimeout, "fetch-timeout", durationKind, 10*time.Minute, "upper bound on one upstream fetch (a large zip)", positive),
+		opt(&c.ShutdownTimeout, "shutdown-timeout", durationKind, 30*time.Second, "how long SIGTERM waits for in-flight requests", positive),
+		opt(&c.LogLevel, "log-level", stringKind, "info", "log level: debug, info, warn or error", oneOf("debug", "info", "warn", "error")),
+		opt(&c.LogFormat, "log-format", stringKind, "json", "log format: json or text", oneOf("json", "text")),
+	}
+}
+
+// configKey is the option naming the config file. It is found before the
+// other options are applied, and is not allowed inside a config file.
+const configKey = "config"
+
+// envPrefix starts the environment variable of every option.
+const envPrefix = "MODGATE_"
+
+// EnvName returns the environment variable for the option key:
+// "MODGATE_" + upper(key) with '-' replaced by '_'.
+func EnvName(key string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
+}
+
+// option is one row of the table: a name and help text bound to a Config
+// field, with type-specific parsing, formatting and validation captured in
+// closures so that the rest of the package is not generic.
+type option struct {
+	name     string
+	help     string
+	kindName string // shown in usage: string, duration, int, bool, list, size
+	isBool   bool   // flag may be given without a value
+	defText  string // formatted default value
+
+	reset    func()             // store the default
+	setText  func(string) error // parse a flag or env value
+	setFile  func(any) error    // store a value decoded from YAML or TOML
+	validate func() error       // check the current value
+	get      func() string      // format the current value
+}
+
+// kind describes how to parse and print one Go type. Kinds are package
+// variables: stringKind, durationKind, intKind, boolKind, stringListKind,
+// byteSizeKind.
+type kind[T any] struct {
+	name   string
+	parse  func(string) (T, error)
+	format func(T) string
+	// fromFile converts a value decoded from YAML or TOML (string, bool,
+	// int, int64, uint64, float64, []any or map[string]any). Nil means:
+	// convert scalars to text and use parse.
+	fromFile func(any) (T, error)
+}
+
+// opt builds an option bound to *p. checks validate the final value (after
+// all sources were applied); they should not mention the option name.
+func opt[T any](p *T, name string, k kind[T], def T, help string, checks ...func(T) error) *option {
+	o := &option{
+		name:     name,
+		help:     help,
+		kindName: k.name,
+		defText:  k.format(def),
+	}
+	_, o.isBool = any(def).(bool)
+	o.reset = func() { *p = def }
+	o.setText = func(s string) error {
+		v, err := k.parse(s)
+		if err != nil {
+			return err
+		}
+		*p = v
+		return nil
+	}
+	o.setFile = func(x any) error {
+		var v T
+		var err error
+		if k.fromFile != nil {
+			v, err = k.fromFile(x)
+		} else {
+			var s string
+			if s, err = scalarText(x); err == nil {
+				v, err = k.parse(s)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		*p = v
+		return nil
+	}
+	o.validate = func() error {
+		for _, check := range checks {
+			if err := check(*p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	o.get = func() string { return k.format(*p) }
+	return o
+}
+
+// scalarText converts a scalar decoded from a config file to text.
+func scalarText(x any) (string, error) {
+	switch v := x.(type) {
+	case string:
+		return v, nil
+	case bool, int, int64, uint64:
+		return fmt.Sprint(v), nil
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), nil
+	case []any:
+		return "", errors.New("got a list, want a single value")
+	case map[string]any:
+		return "", errors.New("got a table, want a single value")
+	default:
+		return "", fmt.Errorf("unsupported value type %T", x)
+	}
+}
+
+var stringKind = kind[string]{
+	name:   "string",
+	parse:  func(s string) (string, error) { return s, nil },
+	format: func(s string) string { return s },
+}
+
+var durationKind = kind[time.Duration]{
+	name: "duration",
+	parse: func(s string) (time.Duration, error) {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			return 0, fmt.Errorf("invalid duration %q (want e.g. 30s, 5m, 1h30m)", s)
+		}
+		return d, nil
+	},
+	format: formatDuration,
+}
+
+// formatDuration prints d without trailing zero units: 5m, not 5m0s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+var intKind = kind[int]{
+	name: "int",
+	parse: func(s string) (int, error) {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return 0, fmt.Errorf("invalid integer %q", s)
+		}
+		return n, nil
+	},
+	format: strconv.Itoa,
+}
+
+var boolKind = kind[bool]{
+	name: "bool",
+	parse: func(s string) (bool, error) {
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return false, fmt.Errorf("invalid boolean %q (want true or false)", s)
+		}
+		return b, nil
+	},
+	format: strconv.FormatBool,
+	fromFile: func(x any) (bool, error) {
+		switch v := x.(type) {
+		case bool:
+			return v, nil
+		case string:
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return false, fmt.Errorf("invalid boolean %q (want true or false)", v)
+			}
+			return b, nil
+		}
+		return false, fmt.Errorf("invalid boolean %v (want true or false)", x)
+	},
+}
+
+// stringListKind is a list of strings: comma-separated in flags and env
+// (spaces around elements are trimmed, empty elements dropped), a list or a
+// comma-separated string in config files.
+var stringListKind = kind[[]string]{
+	name:   "list",
+	parse:  parseStringList,
+	format: func(l []string) string { return strings.Join(l, ",") },
+	fromFile: func(x any) ([]string, error) {
+		items, ok := x.([]any)
+		if !ok {
+			s, err := scalarText(x)
+			if err != nil {
+				return nil, err
+			}
+			return parseStringList(s)
+		}
+		list := make([]string, 0, len(items))
+		for i, item := range items {
+			s, err := scalarText(item)
+			if err != nil {
+				return nil, fmt.Errorf("element %d: %v", i, err)
+			}
+			list = append(list, s)
+		}
+		return list, nil
+	},
+}
+
+func parseStringList(s string) ([]string, error) {
+	var list []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			list = append(list, e)
+		}
+	}
+	return list, nil
+}
+
+// ByteSize is a number of bytes, written in config as a plain integer or with
+// a unit: B, kB/KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers
+// of 1024), e.g. "512MiB" or "1.5GB".
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	size   int64
+}{
+	{"tib", 1 << 40}, {"gib", 1 << 30}, {"mib", 1 << 20}, {"kib", 1 << 10},
+	{"tb", 1e12}, {"gb", 1e9}, {"mb", 1e6}, {"kb", 1e3}, {"b", 1},
+}
+
+// ParseByteSize parses a size such as "1024", "64KiB" or "1.5GB".
+func ParseByteSize(s string) (ByteSize, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.size
+			break
+		}
+	}
+	bad := fmt.Errorf("invalid byte size %q (want e.g. 1048576, 512MiB, 10GB)", s)
+	if n, err := strconv.ParseInt(t, 10, 64); err == nil {
+		if n < 0 || n > math.MaxInt64/mult {
+			return 0, bad
+		}
+		return ByteSize(n * mult), nil
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f < 0 || math.IsNaN(f) || f*float64(mult) >= math.MaxInt64 {
+		return 0, bad
+	}
+	return ByteSize(math.Round(f * float64(mult))), nil
+}
+
+// String formats b with the largest binary unit that divides it exactly.
+func (b ByteSize) String() string {
+	for _, u := range byteUnits[:4] {
+		if b != 0 && int64(b)%u.size == 0 {
+			return strconv.FormatInt(int64(b)/u.size, 10) + strings.ToUpper(u.suffix[:1]) + u.suffix[1:2] + "B"
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
+var byteSizeKind = kind[ByteSize]{
+	name:   "size",
+	parse:  ParseByteSize,
+	format: ByteSize.String,
+}
+
+// Validators. They describe the problem without naming the option; the
+// caller prefixes where the value came from.
+
+func positive(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("must be greater than 0, got %s", formatDuration(d))
+	}
+	return nil
+}
+
+func nonNegative(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("must not be negative, got %s", formatDuration(d))
+	}
+	return nil
+}
+
+func notEmpty(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	return nil
+}
+
+func oneOf(allowed ...string) func(string) error {
+	return func(s string) error {
+		for _, a := range allowed {
+			if s == a {
+				return nil
+			}
+		}
+		return fmt.Errorf("invalid value %q (want one of %s)", s, strings.Join(allowed, ", "))
+	}
+}
+
+// fileExists accepts "" (unset) or the path of an existing regular file.
+func fileExists(path string) error {
+	if path == "" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	return nil
+}
+
+func hostPort(s string) error {
+	if _, _, err := net.SplitHostPort(s); err != nil {
+		return fmt.Errorf("invalid address %q (want host:port or :port): %v", s, err)
+	}
+	return nil
+}
+
+// proxyList accepts "" (derive from GOPROXY) or a GOPROXY-syntax list of
+// http(s) URLs, "direct" and "off".
+func proxyList(s string) error {
+	if s == "" {
+		return nil
+	}
+	_, err := filterProxyList(s, true)
+	return err
+}
