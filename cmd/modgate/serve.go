@@ -25,7 +25,7 @@ import (
 )
 
 func serve(args []string) error {
-	cfg, err := config.Load(args, os.Getenv)
+	cfg, err := config.LoadEnviron(args, os.Environ())
 	if err != nil {
 		return err
 	}
