@@ -1,0 +1,530 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// stagingDir is the directory, directly under the root, where Put writes
+// temporary files before renaming them into place. Keeping it inside the
+// root guarantees it is on the same filesystem, so the rename is atomic.
+// Its name is reserved: keys whose first element is stagingDir are invalid.
+const stagingDir = ".tmp"
+
+// staleTempAge is how old a file in the staging directory must be before
+// NewDisk removes it as debris of a crashed Put.
+//
+// We deliberately do not remove every staging file at start: two processes
+// may share a data directory (a rolling restart, two replicas on a shared
+// volume), and removing the other process's in-flight temp file would make
+// its Put fail. No Put legitimately takes an hour, so anything older is a
+// leftover of a process that died (kill -9, OOM, power loss) mid-Put.
+const staleTempAge = time.Hour
+
+// Temp file name prefixes in the staging directory.
+const (
+	putTempPrefix  = "put-"
+	pingTempPrefix = "ping-"
+)
+
+// copyBufPool holds the buffers Put streams through, so a Put allocates
+// (almost) nothing regardless of the object size.
+var copyBufPool = sync.Pool{New: func() any {
+	b := make([]byte, 128<<10)
+	return &b
+}}
+
+// Disk is a Store on a local filesystem. Key "a/b/c" is the file
+// <root>/a/b/c. Objects are written to a staging directory, fsynced and
+// renamed into place, so readers never observe a partial object, even
+// after a crash.
+//
+// Because keys map to paths, a key cannot be both an object and a "directory"
+// of other keys on disk: with "a/b" stored, Put("a/b/c") fails, and vice
+// versa. Open and Stat report such keys as ErrNotExist.
+//
+// Delete does not remove directories that become empty: pruning them would
+// race with a concurrent Put creating an object in them.
+type Disk struct {
+	root string // absolute, clean
+	tmp  string // root/stagingDir
+
+	// lastStamp is the last modification time (Unix ns) given to an object
+	// by Put; see stamp.
+	lastStamp atomic.Int64
+}
+
+var _ Store = (*Disk)(nil)
+
+// NewDisk returns a Disk rooted at root, creating root (mode 0o755) and its
+// staging directory if needed. Staging files older than an hour, left by a
+// process that died in the middle of a Put, are removed.
+func NewDisk(root string) (*Disk, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("store: disk root %q: %w", root, err)
+	}
+	d := &Disk{root: abs, tmp: filepath.Join(abs, stagingDir)}
+	if err := os.MkdirAll(d.root, 0o755); err != nil {
+		return nil, fmt.Errorf("store: create disk root: %w", err)
+	}
+	if err := os.MkdirAll(d.tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("store: create staging dir: %w", err)
+	}
+	if err := d.removeStaleTemps(time.Now().Add(-staleTempAge)); err != nil {
+		return nil, fmt.Errorf("store: clean staging dir: %w", err)
+	}
+	return d, nil
+}
+
+// Root returns the absolute path of the store's root directory.
+func (d *Disk) Root() string { return d.root }
+
+// removeStaleTemps removes the files in the staging directory last
+// modified before cutoff.
+func (d *Disk) removeStaleTemps(cutoff time.Time) error {
+	entries, err := os.ReadDir(d.tmp)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // removed concurrently
+			}
+			errs = append(errs, err)
+			continue
+		}
+		if info.IsDir() || !info.ModTime().Before(cutoff) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(d.tmp, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// path validates key and returns its filesystem path.
+func (d *Disk) path(key string) (string, error) {
+	if err := CheckKey(key); err != nil {
+		return "", err
+	}
+	if key == stagingDir || strings.HasPrefix(key, stagingDir+"/") {
+		return "", fmt.Errorf("%w: %q is reserved", ErrInvalidKey, key)
+	}
+	return d.joinUnder(key)
+}
+
+// joinUnder joins the slash path rel to the root and verifies that the
+// result is strictly below the root. CheckKey already guarantees this; the
+// check is defense in depth against a future change to CheckKey.
+func (d *Disk) joinUnder(rel string) (string, error) {
+	native := filepath.FromSlash(rel)
+	if !filepath.IsLocal(native) {
+		return "", fmt.Errorf("%w: %q escapes the store root", ErrInvalidKey, rel)
+	}
+	p := filepath.Join(d.root, native)
+	r, err := filepath.Rel(d.root, p)
+	if err != nil || r == "." || r == ".." || filepath.IsAbs(r) ||
+		strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("%w: %q escapes the store root", ErrInvalidKey, rel)
+	}
+	return p, nil
+}
+
+// notExist maps "no such object" filesystem errors to ErrNotExist.
+// A path component that is a file (ENOTDIR) also means there is no object.
+func notExist(op, key string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || isNotDir(err) {
+		return fmt.Errorf("store: %s %q: %w", op, key, ErrNotExist)
+	}
+	return fmt.Errorf("store: %s %q: %w", op, key, err)
+}
+
+// info returns the metadata of an object file.
+func info(fi fs.FileInfo) Info {
+	return Info{Size: fi.Size(), ModTime: fi.ModTime(), ETag: etag(fi)}
+}
+
+// etag is a strong validator: `"<hex size>-<hex mtime ns>[-<hex inode>]"`.
+//
+// Put gives every object a fresh inode (the renamed temp file) and an mtime
+// that is unique among the Puts of this process (see stamp), so the ETag
+// changes on every overwrite, even with content of the same size. On
+// filesystems with coarse timestamps (FAT, HFS+, some NFS) this relies on the
+// inode alone, which the filesystem may reuse.
+func etag(fi fs.FileInfo) string {
+	b := make([]byte, 0, 48)
+	b = append(b, '"')
+	b = strconv.AppendUint(b, uint64(fi.Size()), 16)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, uint64(fi.ModTime().UnixNano()), 16)
+	if ino, ok := inode(fi); ok {
+		b = append(b, '-')
+		b = strconv.AppendUint(b, ino, 16)
+	}
+	b = append(b, '"')
+	return string(b)
+}
+
+// stamp returns a modification time for a new object: the current time,
+// bumped if needed so that it is strictly after the previous stamp. Setting
+// it explicitly gives objects nanosecond mtimes even where the kernel's own
+// write timestamps are coarse (a few ms), which keeps ETags distinct across
+// quick same-size overwrites.
+func (d *Disk) stamp() time.Time {
+	for {
+		last := d.lastStamp.Load()
+		now := time.Now().UnixNano()
+		if now <= last {
+			now = last + 1
+		}
+		if d.lastStamp.CompareAndSwap(last, now) {
+			return time.Unix(0, now)
+		}
+	}
+}
+
+// Open returns the object's *os.File and metadata.
+func (d *Disk) Open(ctx context.Context, key string) (io.ReadSeekCloser, Info, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, Info{}, fmt.Errorf("store: open %q: %w", key, err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, Info{}, notExist("open", key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, Info{}, fmt.Errorf("store: open %q: %w", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		// A "directory" of other keys (or anything else) is not an object.
+		f.Close()
+		return nil, Info{}, fmt.Errorf("store: open %q: %w", key, ErrNotExist)
+	}
+	return f, info(fi), nil
+}
+
+// Stat returns the object's metadata.
+func (d *Disk) Stat(ctx context.Context, key string) (Info, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return Info{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Info{}, fmt.Errorf("store: stat %q: %w", key, err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return Info{}, notExist("stat", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return Info{}, fmt.Errorf("store: stat %q: %w", key, ErrNotExist)
+	}
+	return info(fi), nil
+}
+
+// ctxReader aborts a copy once its context is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// writerOnly hides the ReadFrom method of *os.File so that io.CopyBuffer
+// uses our pooled buffer instead of allocating its own.
+type writerOnly struct{ io.Writer }
+
+// Put atomically stores the content of r under key: it streams r into a
+// temp file in the staging directory, fsyncs it, renames it into place and
+// fsyncs the parent directory. On error (including ctx being cancelled
+// mid-copy) the temp file is removed and any previous object is intact.
+func (d *Disk) Put(ctx context.Context, key string, r io.Reader) (err error) {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: put %q: %w", key, err)
+	}
+
+	f, err := os.CreateTemp(d.tmp, putTempPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("store: put %q: %w", key, err)
+	}
+	tmpName := f.Name()
+	closed := false
+	defer func() {
+		if err != nil {
+			if !closed {
+				f.Close()
+			}
+			os.Remove(tmpName)
+		}
+	}()
+
+	bp := copyBufPool.Get().(*[]byte)
+	_, err = io.CopyBuffer(writerOnly{f}, ctxReader{ctx, r}, *bp)
+	copyBufPool.Put(bp)
+	if err != nil {
+		return fmt.Errorf("store: put %q: %w", key, err)
+	}
+	// CreateTemp makes the file 0o600; objects are world-readable like the
+	// directories that hold them.
+	if err = f.Chmod(0o644); err != nil {
+		return fmt.Errorf("store: put %q: %w", key, err)
+	}
+	now := d.stamp()
+	if err = os.Chtimes(tmpName, now, now); err != nil {
+		return fmt.Errorf("store: put %q: %w", key, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("store: put %q: fsync: %w", key, err)
+	}
+	closed = true
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("store: put %q: %w", key, err)
+	}
+	// Last chance to abort: after the rename the object is visible.
+	if err = ctx.Err(); err != nil {
+		return fmt.Errorf("store: put %q: %w", key, err)
+	}
+
+	dir := filepath.Dir(p)
+	created, err := d.mkdirAll(dir)
+	if err != nil {
+		return fmt.Errorf("store: put %q: %w", key, err)
+	}
+	if err = os.Rename(tmpName, p); err != nil {
+		return fmt.Errorf("store: put %q: %w", key, err)
+	}
+	// Make the rename durable, and the entries of any directories we
+	// created: each new directory is an entry in its parent.
+	if err = syncDir(dir); err != nil {
+		return fmt.Errorf("store: put %q: fsync dir: %w", key, err)
+	}
+	for _, c := range created {
+		if err = syncDir(filepath.Dir(c)); err != nil {
+			return fmt.Errorf("store: put %q: fsync dir: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// mkdirAll is os.MkdirAll that also returns the directories it created,
+// outermost first (their parents need an fsync for the new entries to be
+// durable). dir must be below the root.
+func (d *Disk) mkdirAll(dir string) (created []string, err error) {
+	// Fast path: the directory already exists (the common case once a
+	// module has one file cached).
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return nil, &fs.PathError{Op: "mkdir", Path: dir, Err: errNotDir}
+		}
+		return nil, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	var missing []string // innermost first
+	for p := dir; p != d.root && len(p) > len(d.root); p = filepath.Dir(p) {
+		if _, err := os.Stat(p); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		missing = append(missing, p)
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		m := missing[i]
+		err := os.Mkdir(m, 0o755)
+		if err == nil {
+			created = append(created, m)
+			continue
+		}
+		// A concurrent Put may have created it; fine if it is a directory.
+		if errors.Is(err, fs.ErrExist) {
+			if fi, serr := os.Stat(m); serr == nil && fi.IsDir() {
+				continue
+			}
+		}
+		return created, err
+	}
+	return created, nil
+}
+
+var errNotDir = errors.New("not a directory")
+
+// Delete removes the object; a missing key (or a key that names a directory
+// of other keys) is not an error.
+func (d *Disk) Delete(ctx context.Context, key string) error {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: delete %q: %w", key, err)
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || isNotDir(err) {
+			return nil
+		}
+		return fmt.Errorf("store: delete %q: %w", key, err)
+	}
+	if fi.IsDir() {
+		return nil
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("store: delete %q: %w", key, err)
+	}
+	return nil
+}
+
+// List calls fn with every key that starts with prefix, in lexical (byte)
+// order. prefix may end in the middle of an element: "mod/github.com/fo"
+// matches "mod/github.com/foo/...". The walk starts at the directory named by
+// the prefix up to its last slash, so listing one module's versions reads one
+// directory.
+//
+// Note that filepath.WalkDir order is not key order: it visits directory
+// "a" (keys "a/...") before file "a.b", but "a.b" < "a/x" because '.' < '/'.
+// List sorts each directory's entries by name, with "/" appended to
+// directory names, which yields keys in lexical order.
+func (d *Disk) List(ctx context.Context, prefix string, fn func(key string) error) error {
+	if prefix != "" {
+		if strings.HasPrefix(prefix, "/") || strings.ContainsAny(prefix, "\\\x00") {
+			return fmt.Errorf("%w: prefix %q", ErrInvalidKey, prefix)
+		}
+	}
+	start := ""
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		start = prefix[:i]
+		if err := CheckKey(start); err != nil {
+			return fmt.Errorf("%w: prefix %q", ErrInvalidKey, prefix)
+		}
+		if start == stagingDir {
+			return nil
+		}
+	}
+	dir := d.root
+	if start != "" {
+		var err error
+		if dir, err = d.joinUnder(start); err != nil {
+			return err
+		}
+	}
+	return d.walk(ctx, dir, start, prefix, fn)
+}
+
+// walk lists the directory dir, which holds the keys "<dirKey>/...".
+func (d *Disk) walk(ctx context.Context, dir, dirKey, prefix string, fn func(string) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || isNotDir(err) {
+			return nil // no such directory, or removed while we walked
+		}
+		return fmt.Errorf("store: list %q: %w", prefix, err)
+	}
+	type entry struct {
+		sortKey string // name, plus "/" for directories
+		name    string
+		isDir   bool
+	}
+	list := make([]entry, 0, len(entries))
+	for _, e := range entries {
+		name := e.Name()
+		if dirKey == "" && name == stagingDir {
+			continue
+		}
+		switch {
+		case e.IsDir():
+			list = append(list, entry{name + "/", name, true})
+		case e.Type().IsRegular():
+			list = append(list, entry{name, name, false})
+		}
+		// Symlinks and other special files are not objects.
+	}
+	slices.SortFunc(list, func(a, b entry) int { return cmp.Compare(a.sortKey, b.sortKey) })
+	for _, e := range list {
+		key := e.name
+		if dirKey != "" {
+			key = dirKey + "/" + e.name
+		}
+		if e.isDir {
+			// Descend only if keys below can match the prefix.
+			if !strings.HasPrefix(key+"/", prefix) && !strings.HasPrefix(prefix, key+"/") {
+				continue
+			}
+			if err := d.walk(ctx, filepath.Join(dir, e.name), key, prefix, fn); err != nil {
+				return err
+			}
+			continue
+		}
+		if !strings.HasPrefix(key, prefix) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Ping checks that the root is a directory in which we can create files.
+func (d *Disk) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fi, err := os.Stat(d.root)
+	if err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("store: ping: %s is not a directory", d.root)
+	}
+	f, err := os.CreateTemp(d.tmp, pingTempPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	name := f.Name()
+	_, werr := f.Write([]byte("ok"))
+	cerr := f.Close()
+	rerr := os.Remove(name)
+	if err := errors.Join(werr, cerr, rerr); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
