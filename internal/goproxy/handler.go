@@ -165,8 +165,10 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, req Request, err 
 	case errors.Is(err, store.ErrInvalidKey):
 		WriteError(w, r, http.StatusBadRequest, fmt.Sprintf("%s: %v", what, err))
 	default:
+		// The cause may name files of the server: it goes to the log, and the
+		// client gets the request id to quote.
 		logger(r).Error("internal error", "module", req.Path, "version", req.Version, "err", err)
-		WriteError(w, r, http.StatusInternalServerError, fmt.Sprintf("%s: internal error in modgate (%v); the operator should check its logs", what, err))
+		WriteError(w, r, http.StatusInternalServerError, fmt.Sprintf("%s: internal error in modgate; ask its operator to check the logs for request id %s", what, w.Header().Get("X-Request-Id")))
 	}
 }
 

@@ -16,8 +16,12 @@ import (
 // path cannot climb out of its prefix.
 //
 //	mod/<escaped path>/@v/<escaped version>.info|.mod|.zip|.ziphash
-//	meta/<escaped path>/list|latest
-//	meta/<escaped path>/query/<sha256 of the query>
+//	meta/<escaped path>/@/list|latest
+//	meta/<escaped path>/@/query/<sha256 of the query>
+//
+// The "@" element keeps one module's documents apart from another module
+// whose path extends it ("example.com/m" and "example.com/m/list"): "@" cannot
+// appear in a module path.
 
 // VersionKey is the key of one immutable file of a module version.
 // ext is one of "info", "mod", "zip", "ziphash".
@@ -56,6 +60,11 @@ func ParseVersionKey(key string) (path, version, ext string, err error) {
 	if dot < 0 {
 		return "", "", "", fmt.Errorf("%w: %q has no extension", ErrInvalidKey, key)
 	}
+	switch file[dot+1:] {
+	case "info", "mod", "zip", "ziphash":
+	default:
+		return "", "", "", fmt.Errorf("%w: %q is not a module file", ErrInvalidKey, key)
+	}
 	if path, err = module.UnescapePath(ep); err != nil {
 		return "", "", "", err
 	}
@@ -71,7 +80,7 @@ func MetaKey(path, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "meta/" + ep + "/" + name, nil
+	return "meta/" + ep + "/@/" + name, nil
 }
 
 // QueryKey is the key of a cached answer to a non-canonical .info query

@@ -76,6 +76,7 @@ func TestParseVersionKeyInvalid(t *testing.T) {
 		"meta/example.com/m/list",
 		"mod/example.com/m",
 		"mod/example.com/m/@v/v1",                // no extension
+		"mod/example.com/m/@v/v1.0.0",            // "0" is not a module file extension
 		"mod/github.com/Foo/bar/@v/v1.0.0.zip",   // upper case is not a valid escaped path
 		"mod/example.com/m/@v/v1.0.0-RC1.zip",    // nor a valid escaped version
 		"mod/example.com/m/@v/v1.0.0/x/y.zip",    // slash in version
@@ -128,7 +129,7 @@ func TestCheckKey(t *testing.T) {
 
 func TestMetaKey(t *testing.T) {
 	key, err := store.MetaKey("github.com/Foo/bar", "list")
-	if err != nil || key != "meta/github.com/!foo/bar/list" {
+	if err != nil || key != "meta/github.com/!foo/bar/@/list" {
 		t.Errorf("MetaKey = %q, %v", key, err)
 	}
 	if _, err := store.MetaKey("bad path/..", "list"); err == nil {
@@ -142,7 +143,7 @@ func TestQueryKeyStable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = "meta/github.com/!foo/bar/query/fc613b4dfd6736a7bd268c8a0e74ed0d"
+	const want = "meta/github.com/!foo/bar/@/query/fc613b4dfd6736a7bd268c8a0e74ed0d"
 	if key != want {
 		t.Errorf("QueryKey = %q, want %q", key, want)
 	}
