@@ -1,0 +1,290 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modgate/modgate/internal/source"
+	"github.com/modgate/modgate/internal/store"
+)
+
+// scriptedSource is an in-process origin whose answers the test sets and
+// whose calls it counts.
+type scriptedSource struct {
+	mu       sync.Mutex
+	versions []string
+	latest   string // "" answers not found
+	fail     error  // when set, every call fails with it
+	calls    map[string]int
+}
+
+func (s *scriptedSource) count(op string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.calls == nil {
+		s.calls = map[string]int{}
+	}
+	s.calls[op]++
+	return s.fail
+}
+
+func (s *scriptedSource) Calls(op string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[op]
+}
+
+func (s *scriptedSource) set(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn()
+}
+
+func (s *scriptedSource) String() string { return "scripted" }
+
+func (s *scriptedSource) List(ctx context.Context, path string) ([]string, error) {
+	if err := s.count("list"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.versions == nil {
+		return nil, &source.NotFoundError{Source: "scripted", Msg: "no such module"}
+	}
+	return append([]string(nil), s.versions...), nil
+}
+
+func (s *scriptedSource) Latest(ctx context.Context, path string) ([]byte, error) {
+	if err := s.count("latest"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.latest == "" {
+		return nil, &source.NotFoundError{Source: "scripted", Msg: "no @latest here"}
+	}
+	return []byte(fmt.Sprintf(`{"Version":%q}`, s.latest)), nil
+}
+
+func (s *scriptedSource) Info(ctx context.Context, path, query string) ([]byte, error) {
+	if err := s.count("info:" + query); err != nil {
+		return nil, err
+	}
+	v := query
+	if query == "main" {
+		v = "v0.0.0-20240102030405-0123456789ab"
+	}
+	return []byte(fmt.Sprintf(`{"Version":%q,"Time":"2024-01-02T03:04:05Z"}`, v)), nil
+}
+
+func (s *scriptedSource) GoMod(ctx context.Context, path, version string) ([]byte, error) {
+	if err := s.count("mod:" + version); err != nil {
+		return nil, err
+	}
+	return []byte("module " + path + "\n"), nil
+}
+
+func (s *scriptedSource) Zip(ctx context.Context, path, version string) (io.ReadCloser, error) {
+	return nil, s.count("zip:" + version)
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func newTestCache(t *testing.T, src source.Source) (*Modules, *fakeClock, store.Store) {
+	t.Helper()
+	disk, err := store.NewDisk(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	m := New(Config{Store: disk, Source: src, ScratchDir: t.TempDir(), ListTTL: time.Minute,
+		NegativeTTL: 10 * time.Second, FetchTimeout: 10 * time.Second, Now: clock.Now})
+	t.Cleanup(m.Close)
+	return m, clock, disk
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestListFreshStaleAndStaleIfError(t *testing.T) {
+	ctx := context.Background()
+	src := &scriptedSource{versions: []string{"v1.0.0", "v1.1.0", "v1.1.1-0.20240102030405-0123456789ab", "v2.0.0", "junk"}}
+	m, clock, _ := newTestCache(t, src)
+
+	for i := 0; i < 5; i++ {
+		got, err := m.List(ctx, "example.com/m")
+		if err != nil || strings.Join(got, " ") != "v1.0.0 v1.1.0" {
+			t.Fatalf("List = %v, %v (pseudo, v2 on a v1 path and junk must be dropped)", got, err)
+		}
+	}
+	if n := src.Calls("list"); n != 1 {
+		t.Fatalf("source asked %d times within the TTL, want 1", n)
+	}
+
+	// Past the TTL: the stale list is served at once and refreshed behind.
+	src.set(func() { src.versions = append(src.versions, "v1.2.0") })
+	clock.Advance(2 * time.Minute)
+	got, _ := m.List(ctx, "example.com/m")
+	if strings.Join(got, " ") != "v1.0.0 v1.1.0" {
+		t.Fatalf("stale-while-revalidate served %v, want the stale list", got)
+	}
+	waitFor(t, "background refresh", func() bool {
+		got, _ := m.List(ctx, "example.com/m")
+		return strings.Join(got, " ") == "v1.0.0 v1.1.0 v1.2.0"
+	})
+
+	// Past the TTL with the source failing: the last good list stays.
+	src.set(func() { src.fail = errors.New("connection refused") })
+	clock.Advance(2 * time.Minute)
+	for i := 0; i < 3; i++ {
+		got, err := m.List(ctx, "example.com/m")
+		if err != nil || strings.Join(got, " ") != "v1.0.0 v1.1.0 v1.2.0" {
+			t.Fatalf("stale-if-error: List = %v, %v", got, err)
+		}
+	}
+}
+
+func TestListNegativeCache(t *testing.T) {
+	ctx := context.Background()
+	src := &scriptedSource{}
+	m, clock, _ := newTestCache(t, src)
+	for i := 0; i < 10; i++ {
+		if _, err := m.List(ctx, "example.com/missing"); !errors.Is(err, source.ErrNotFound) {
+			t.Fatalf("err = %v, want not found", err)
+		}
+	}
+	if n := src.Calls("list"); n != 1 {
+		t.Fatalf("source asked %d times within the negative TTL, want 1", n)
+	}
+	// After the negative TTL the module is asked again, synchronously: a
+	// module published meanwhile shows up at once.
+	src.set(func() { src.versions = []string{"v0.1.0"} })
+	clock.Advance(11 * time.Second)
+	got, err := m.List(ctx, "example.com/missing")
+	if err != nil || strings.Join(got, " ") != "v0.1.0" {
+		t.Fatalf("after negative TTL: %v, %v", got, err)
+	}
+}
+
+func TestListIncludesStoredVersionsWhenSourceDown(t *testing.T) {
+	ctx := context.Background()
+	src := &scriptedSource{versions: []string{"v1.0.0"}}
+	m, _, _ := newTestCache(t, src)
+	if obj, err := m.GoMod(ctx, "example.com/m", "v1.3.0"); err != nil {
+		t.Fatal(err)
+	} else {
+		obj.Content.Close()
+	}
+	src.set(func() { src.fail = errors.New("dial tcp: connection refused") })
+	got, err := m.List(ctx, "example.com/m")
+	if err != nil || strings.Join(got, " ") != "v1.3.0" {
+		t.Fatalf("List with source down and nothing cached = %v, %v; want stored versions", got, err)
+	}
+}
+
+func TestLatestFallsBackToList(t *testing.T) {
+	ctx := context.Background()
+	src := &scriptedSource{versions: []string{"v1.0.0", "v1.1.0", "v1.2.0-rc.1"}}
+	m, _, _ := newTestCache(t, src)
+	data, err := m.Latest(ctx, "example.com/m")
+	if err != nil || !strings.Contains(string(data), `"v1.1.0"`) {
+		t.Fatalf("Latest = %s, %v; want the highest release v1.1.0", data, err)
+	}
+
+	src2 := &scriptedSource{versions: []string{"v1.0.0-alpha", "v1.0.0-beta"}}
+	m2, _, _ := newTestCache(t, src2)
+	data, err = m2.Latest(ctx, "example.com/m")
+	if err != nil || !strings.Contains(string(data), `"v1.0.0-beta"`) {
+		t.Fatalf("Latest = %s, %v; want the highest pre-release", data, err)
+	}
+
+	src3 := &scriptedSource{versions: []string{"v1.0.0"}, latest: "v1.5.0"}
+	m3, _, _ := newTestCache(t, src3)
+	data, err = m3.Latest(ctx, "example.com/m")
+	if err != nil || !strings.Contains(string(data), `"v1.5.0"`) {
+		t.Fatalf("Latest = %s, %v; want the source's own @latest", data, err)
+	}
+}
+
+func TestQueryResolvesAndStoresCanonicalInfo(t *testing.T) {
+	ctx := context.Background()
+	src := &scriptedSource{versions: []string{}}
+	m, _, disk := newTestCache(t, src)
+	data, obj, err := m.Info(ctx, "example.com/m", "main")
+	if err != nil || obj != nil || !strings.Contains(string(data), "v0.0.0-20240102030405-0123456789ab") {
+		t.Fatalf("Info(main) = %s, %v, %v", data, obj, err)
+	}
+	key, _ := store.VersionKey("example.com/m", "v0.0.0-20240102030405-0123456789ab", "info")
+	if _, err := disk.Stat(ctx, key); err != nil {
+		t.Fatalf("canonical .info learned from the query was not stored: %v", err)
+	}
+	// The canonical request is then served without asking the source.
+	_, obj, err = m.Info(ctx, "example.com/m", "v0.0.0-20240102030405-0123456789ab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj.Content.Close()
+	if n := src.Calls("info:v0.0.0-20240102030405-0123456789ab"); n != 0 {
+		t.Fatalf("source asked %d times for a stored .info", n)
+	}
+}
+
+func TestImmutableNegativeCache(t *testing.T) {
+	ctx := context.Background()
+	src := &scriptedSource{fail: &source.NotFoundError{Source: "scripted", Msg: "gone"}}
+	m, clock, _ := newTestCache(t, src)
+	for i := 0; i < 5; i++ {
+		if _, err := m.GoMod(ctx, "example.com/m", "v1.0.0"); !errors.Is(err, source.ErrNotFound) {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	if n := src.Calls("mod:v1.0.0"); n != 1 {
+		t.Fatalf("source asked %d times, want 1", n)
+	}
+	clock.Advance(11 * time.Second)
+	m.GoMod(ctx, "example.com/m", "v1.0.0")
+	if n := src.Calls("mod:v1.0.0"); n != 2 {
+		t.Fatalf("after the negative TTL the source was asked %d times in all, want 2", n)
+	}
+}
+
+func TestPickLatest(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"v1.0.0 v1.1.0 v2.0.0-rc1", "v1.1.0"},
+		{"v0.1.0-a v0.1.0-b", "v0.1.0-b"},
+		{"v1.0.0", "v1.0.0"},
+	} {
+		if got := pickLatest(strings.Fields(tc.in)); got != tc.want {
+			t.Errorf("pickLatest(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
