@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -37,8 +36,8 @@ func serve(args []string) error {
 		return fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
 	// Zips being fetched are checked in the disk store's staging directory:
-	// same filesystem, and leftovers of a crash are cleaned with the rest.
-	scratch := filepath.Join(cfg.DataDir, ".tmp")
+	// one rename stores them, and leftovers of a crash are cleaned with the rest.
+	scratch := disk.StagingDir()
 	client := source.NewHTTPClient()
 	chain, err := source.ParseList(cfg.Upstream, func(base string) source.Source {
 		return source.NewUpstream(base, client)

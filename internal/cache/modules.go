@@ -26,7 +26,8 @@ import (
 type Config struct {
 	Store  store.Store
 	Source source.Source
-	// ScratchDir holds zips while they are downloaded and checked.
+	// ScratchDir holds zips while they are downloaded and checked, unless
+	// the store is a store.FilePutter, whose staging directory is used.
 	ScratchDir string
 	// ListTTL is how long mutable answers are fresh.
 	ListTTL time.Duration

@@ -93,7 +93,7 @@ func (m *Modules) GoMod(ctx context.Context, path, version string) (*Object, err
 }
 
 // Zip returns the module zip of a canonical version. A zip is downloaded to
-// the scratch directory, checked and hashed there, and only then stored:
+// a scratch file, checked and hashed there, and only then stored:
 // storage never holds a zip that failed the checks, and memory use does not
 // depend on the zip's size.
 func (m *Modules) Zip(ctx context.Context, path, version string) (*Object, error) {
@@ -104,7 +104,12 @@ func (m *Modules) Zip(ctx context.Context, path, version string) (*Object, error
 			return err
 		}
 		defer body.Close()
-		tmp, err := os.CreateTemp(m.cfg.ScratchDir, "fetch-*.zip")
+		scratch := m.cfg.ScratchDir
+		fp, canMove := m.cfg.Store.(store.FilePutter)
+		if canMove {
+			scratch = fp.StagingDir() // the checked file then becomes the object with one rename
+		}
+		tmp, err := os.CreateTemp(scratch, "fetch-*.zip")
 		if err != nil {
 			return fmt.Errorf("scratch space: %w", err)
 		}
@@ -128,6 +133,9 @@ func (m *Modules) Zip(ctx context.Context, path, version string) (*Object, error
 		// by then its hash is already beside it.
 		if err := m.cfg.Store.Put(fctx, hashKey, strings.NewReader(h1+"\n")); err != nil {
 			return err
+		}
+		if canMove {
+			return fp.PutFile(fctx, key, tmp.Name())
 		}
 		f, err := os.Open(tmp.Name())
 		if err != nil {

@@ -312,11 +312,16 @@ func (d *Disk) Put(ctx context.Context, key string, r io.Reader) (err error) {
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("store: put %q: %w", key, err)
 	}
+	return d.commit(ctx, key, p, tmpName)
+}
+
+// commit renames a complete, fsynced staging file into place as key's
+// object and makes the rename durable.
+func (d *Disk) commit(ctx context.Context, key, p, tmpName string) error {
 	// Last chance to abort: after the rename the object is visible.
-	if err = ctx.Err(); err != nil {
+	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: put %q: %w", key, err)
 	}
-
 	dir := filepath.Dir(p)
 	created, err := d.mkdirAll(dir)
 	if err != nil {
@@ -336,6 +341,52 @@ func (d *Disk) Put(ctx context.Context, key string, r io.Reader) (err error) {
 		}
 	}
 	return nil
+}
+
+// StagingDir is where callers may create files they later hand to PutFile
+// to be moved into place without a copy.
+func (d *Disk) StagingDir() string { return d.tmp }
+
+// PutFile stores the file at name under key, like Put, but moves the file
+// instead of copying it when it lies in StagingDir (a zip that was
+// downloaded and checked there becomes the stored object with one rename).
+// The file is consumed either way: on success it no longer exists.
+func (d *Disk) PutFile(ctx context.Context, key, name string) (err error) {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	if filepath.Dir(name) != d.tmp {
+		f, err := os.Open(name)
+		if err != nil {
+			return fmt.Errorf("store: put %q: %w", key, err)
+		}
+		defer os.Remove(name)
+		defer f.Close()
+		return d.Put(ctx, key, f)
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(name)
+		}
+	}()
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("store: put %q: %w", key, err)
+	}
+	if err = f.Chmod(0o644); err == nil {
+		now := d.stamp()
+		if err = os.Chtimes(name, now, now); err == nil {
+			err = f.Sync()
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: put %q: %w", key, err)
+	}
+	return d.commit(ctx, key, p, name)
 }
 
 // mkdirAll is os.MkdirAll that also returns the directories it created,

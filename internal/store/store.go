@@ -49,3 +49,12 @@ type Store interface {
 	// Ping checks that the backend is usable (for readiness probes).
 	Ping(ctx context.Context) error
 }
+
+// FilePutter is implemented by stores that can take a local file as an
+// object more cheaply than by reading it (the disk store renames it).
+type FilePutter interface {
+	// StagingDir is the directory to create such files in.
+	StagingDir() string
+	// PutFile stores the file at name under key and consumes the file.
+	PutFile(ctx context.Context, key, name string) error
+}
