@@ -227,6 +227,14 @@ func TestLatestFallsBackToList(t *testing.T) {
 		t.Fatalf("Latest = %s, %v; want the highest pre-release", data, err)
 	}
 
+	// A module without tags: the newest pseudo-version.
+	src4 := &scriptedSource{versions: []string{"v0.0.0-20230101000000-abcdefabcdef", "v0.0.0-20240102030405-0123456789ab"}}
+	m4, _, _ := newTestCache(t, src4)
+	data, err = m4.Latest(ctx, "example.com/m")
+	if err != nil || !strings.Contains(string(data), `"v0.0.0-20240102030405-0123456789ab"`) {
+		t.Fatalf("Latest = %s, %v; want the newest pseudo-version", data, err)
+	}
+
 	src3 := &scriptedSource{versions: []string{"v1.0.0"}, latest: "v1.5.0"}
 	m3, _, _ := newTestCache(t, src3)
 	data, err = m3.Latest(ctx, "example.com/m")
@@ -278,12 +286,13 @@ func TestImmutableNegativeCache(t *testing.T) {
 }
 
 func TestPickLatest(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"v1.0.0 v1.1.0 v2.0.0-rc1", "v1.1.0"},
-		{"v0.1.0-a v0.1.0-b", "v0.1.0-b"},
-		{"v1.0.0", "v1.0.0"},
+	for _, tc := range []struct{ in, pseudo, want string }{
+		{"v1.0.0 v1.1.0 v2.0.0-rc1", "", "v1.1.0"},
+		{"v0.1.0-a v0.1.0-b", "v0.0.0-20240101000000-abcdefabcdef", "v0.1.0-b"},
+		{"v1.0.0", "", "v1.0.0"},
+		{"", "v0.0.0-20230101000000-abcdefabcdef v0.0.0-20240101000000-abcdefabcdef", "v0.0.0-20240101000000-abcdefabcdef"},
 	} {
-		if got := pickLatest(strings.Fields(tc.in)); got != tc.want {
+		if got := pickLatest(strings.Fields(tc.in), strings.Fields(tc.pseudo)); got != tc.want {
 			t.Errorf("pickLatest(%s) = %s, want %s", tc.in, got, tc.want)
 		}
 	}

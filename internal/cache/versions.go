@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -201,9 +200,17 @@ func (m *Modules) open(ctx context.Context, key string) (*Object, error) {
 // answers when the source is down. Pseudo-versions are left out, as the go
 // command ignores them in lists.
 func (m *Modules) List(ctx context.Context, path string) ([]string, error) {
+	tagged, _, err := m.versions(ctx, path)
+	return tagged, err
+}
+
+// versions returns the tagged versions (for @v/list) and the pseudo-versions
+// known for path, each sorted ascending, from the source's list merged with
+// the stored versions.
+func (m *Modules) versions(ctx context.Context, path string) (tagged, pseudo []string, err error) {
 	key, err := store.MetaKey(path, "list")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	body, srcErr := m.fresh(ctx, "list", key, func(fctx context.Context) ([]byte, error) {
 		versions, err := m.cfg.Source.List(fctx, path)
@@ -214,28 +221,34 @@ func (m *Modules) List(ctx context.Context, path string) ([]string, error) {
 	})
 	stored, err := m.storedVersions(ctx, path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if srcErr != nil {
 		if len(stored) == 0 {
-			return nil, srcErr
+			return nil, nil, srcErr
 		}
 		if !errors.Is(srcErr, source.ErrNotFound) {
 			m.log.Warn("upstream list failed; answering with stored versions", "module", path, "err", srcErr)
 		}
 	}
-	set := map[string]bool{}
+	seen := map[string]bool{}
 	for _, v := range append(strings.Fields(string(body)), stored...) {
-		if IsCanonical(path, v) && !module.IsPseudoVersion(v) {
-			set[v] = true
+		if seen[v] || !IsCanonical(path, v) {
+			continue
+		}
+		seen[v] = true
+		if module.IsPseudoVersion(v) {
+			pseudo = append(pseudo, v)
+		} else {
+			tagged = append(tagged, v)
 		}
 	}
-	versions := make([]string, 0, len(set))
-	for v := range set {
-		versions = append(versions, v)
+	semver.Sort(tagged)
+	semver.Sort(pseudo)
+	if tagged == nil {
+		tagged = []string{}
 	}
-	sort.Slice(versions, func(i, j int) bool { return semver.Compare(versions[i], versions[j]) < 0 })
-	return versions, nil
+	return tagged, pseudo, nil
 }
 
 // storedVersions lists the canonical versions with any file in storage.
@@ -261,7 +274,8 @@ func (m *Modules) storedVersions(ctx context.Context, path string) ([]string, er
 // Latest answers @latest: the source's answer while it has one (cached with
 // the list TTL); when the source has none (some proxies answer 404 for
 // @latest) or is down, the version the go command would pick from the list:
-// the highest release, else the highest pre-release.
+// the highest release, else the highest pre-release, else (a module without
+// tags) the newest pseudo-version known.
 func (m *Modules) Latest(ctx context.Context, path string) ([]byte, error) {
 	key, err := store.MetaKey(path, "latest")
 	if err != nil {
@@ -280,14 +294,14 @@ func (m *Modules) Latest(ctx context.Context, path string) ([]byte, error) {
 	if latestErr == nil {
 		return body, nil
 	}
-	versions, err := m.List(ctx, path)
-	if err != nil || len(versions) == 0 {
+	tagged, pseudo, err := m.versions(ctx, path)
+	if err != nil || len(tagged)+len(pseudo) == 0 {
 		if errors.Is(latestErr, source.ErrNotFound) && err != nil && !errors.Is(err, source.ErrNotFound) {
 			return nil, err // the list failed for a reason worth reporting
 		}
 		return nil, latestErr
 	}
-	best := pickLatest(versions)
+	best := pickLatest(tagged, pseudo)
 	_, obj, err := m.Info(ctx, path, best)
 	if err != nil {
 		return nil, err
@@ -296,13 +310,17 @@ func (m *Modules) Latest(ctx context.Context, path string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(obj.Content, 1<<20))
 }
 
-// pickLatest returns the highest release in versions, or the highest
-// pre-release when there is no release. versions is sorted ascending.
-func pickLatest(versions []string) string {
-	for i := len(versions) - 1; i >= 0; i-- {
-		if semver.Prerelease(versions[i]) == "" {
-			return versions[i]
+// pickLatest returns the highest release in tagged, else the highest
+// pre-release, else the newest pseudo-version. Both lists are sorted
+// ascending and not both empty.
+func pickLatest(tagged, pseudo []string) string {
+	for i := len(tagged) - 1; i >= 0; i-- {
+		if semver.Prerelease(tagged[i]) == "" {
+			return tagged[i]
 		}
 	}
-	return versions[len(versions)-1]
+	if len(tagged) > 0 {
+		return tagged[len(tagged)-1]
+	}
+	return pseudo[len(pseudo)-1]
 }
