@@ -45,6 +45,14 @@ func serve(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", cfg.Source("upstream"), err)
 	}
+	verifier, sumProxy, err := newChecksumDB(cfg, disk, chain, client, log)
+	if err != nil {
+		return err
+	}
+	var cacheVerifier cache.Verifier
+	if verifier != nil {
+		cacheVerifier = verifier
+	}
 	modules := cache.New(cache.Config{
 		Store:        disk,
 		Source:       chain,
@@ -53,6 +61,7 @@ func serve(args []string) error {
 		NegativeTTL:  cfg.NegativeTTL,
 		FetchTimeout: cfg.FetchTimeout,
 		Logger:       log,
+		Verifier:     cacheVerifier,
 	})
 	defer modules.Close()
 
@@ -67,12 +76,24 @@ func serve(args []string) error {
 			goproxy.WriteError(w, r, http.StatusServiceUnavailable, "storage not usable: "+err.Error())
 			return
 		}
-		fmt.Fprintln(w, "ready")
+		if verifier == nil {
+			fmt.Fprintln(w, "ready; WARNING: checksum verification is off (--sumdb off)")
+			return
+		}
+		if msg := verifier.SecurityProblem(); msg != "" {
+			goproxy.WriteError(w, r, http.StatusServiceUnavailable, "checksum database security error: "+msg)
+			return
+		}
+		fmt.Fprintln(w, "ready; verifying against checksum database", verifier.DB().Name)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/sumdb/", func(w http.ResponseWriter, r *http.Request) {
-		goproxy.WriteError(w, r, http.StatusNotFound, "this modgate does not proxy checksum databases")
-	})
+	if sumProxy != nil {
+		mux.Handle("/sumdb/", sumProxy.Handler(goproxy.WriteError))
+	} else {
+		mux.HandleFunc("/sumdb/", func(w http.ResponseWriter, r *http.Request) {
+			goproxy.WriteError(w, r, http.StatusNotFound, "checksum database proxying is off (--sumdb off)")
+		})
+	}
 	mux.Handle("/", &goproxy.Handler{Modules: modules})
 
 	srv := &http.Server{

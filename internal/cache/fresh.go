@@ -53,7 +53,12 @@ func (m *Modules) fresh(ctx context.Context, kind, key string, fetch func(contex
 		if e.NotFound == "" {
 			metrics.CacheResults.WithLabelValues(kind, "stale").Inc()
 			m.background(func(bctx context.Context) {
-				if _, err := m.refresh(bctx, kind, key, fetch); err != nil && !errors.Is(err, source.ErrNotFound) {
+				// One refresh per key at a time, however many stale hits
+				// arrive while it runs.
+				_, err := m.waitFlight(bctx, "refresh:"+key, func(fctx context.Context) ([]byte, error) {
+					return m.refresh(fctx, kind, key, fetch)
+				})
+				if err != nil && !errors.Is(err, source.ErrNotFound) && !errors.Is(err, context.Canceled) {
 					m.log.Warn("background refresh failed; serving stale answer", "key", key, "err", err)
 				}
 			})

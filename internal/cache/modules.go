@@ -36,8 +36,17 @@ type Config struct {
 	// FetchTimeout bounds one fetch from the source.
 	FetchTimeout time.Duration
 	Logger       *slog.Logger
+	// Verifier, if set, checks every fetched go.mod and zip before it is
+	// stored (a checksum database).
+	Verifier Verifier
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// Verifier checks the h1: hash of a module's zip, or of its go.mod when
+// gomod is set. A non-nil error means the file must not be stored or served.
+type Verifier interface {
+	Verify(ctx context.Context, path, version string, gomod bool, h1 string) error
 }
 
 // Modules is the module cache.

@@ -87,6 +87,15 @@ func (m *Modules) GoMod(ctx context.Context, path, version string) (*Object, err
 		if err := modcheck.CheckGoMod(data, path, version); err != nil {
 			return &InvalidError{Source: m.cfg.Source.String(), What: path + "@" + version + " .mod", Err: err}
 		}
+		if m.cfg.Verifier != nil {
+			h1, err := modcheck.HashGoMod(data)
+			if err != nil {
+				return err
+			}
+			if err := m.cfg.Verifier.Verify(fctx, path, version, true, h1); err != nil {
+				return fmt.Errorf("%w (go.mod from %s)", err, m.cfg.Source)
+			}
+		}
 		return m.cfg.Store.Put(fctx, key, bytes.NewReader(data))
 	})
 }
@@ -123,6 +132,11 @@ func (m *Modules) Zip(ctx context.Context, path, version string) (*Object, error
 		h1, err := modcheck.CheckZip(tmp.Name(), path, version)
 		if err != nil {
 			return &InvalidError{Source: m.cfg.Source.String(), What: what, Err: err}
+		}
+		if m.cfg.Verifier != nil {
+			if err := m.cfg.Verifier.Verify(fctx, path, version, false, h1); err != nil {
+				return fmt.Errorf("%w (zip from %s)", err, m.cfg.Source)
+			}
 		}
 		hashKey, err := store.VersionKey(path, version, "ziphash")
 		if err != nil {

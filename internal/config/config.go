@@ -51,6 +51,11 @@ type Config struct {
 	FetchTimeout time.Duration
 	// ShutdownTimeout is how long shutdown waits for in-flight requests.
 	ShutdownTimeout time.Duration
+	// SumDB is the checksum database in GOSUMDB syntax, or "off".
+	SumDB string
+	// NoSumDB lists module path patterns (GONOSUMDB syntax) that are never
+	// verified and whose lookups are never sent out.
+	NoSumDB string
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string
 	// LogFormat is json or text.

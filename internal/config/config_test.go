@@ -80,6 +80,7 @@ func TestDefaults(t *testing.T) {
 		NegativeTTL:     time.Minute,
 		FetchTimeout:    10 * time.Minute,
 		ShutdownTimeout: 30 * time.Second,
+		SumDB:           "sum.golang.org",
 		LogLevel:        "info",
 		LogFormat:       "json",
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,8 @@ func (c *Config) options() []*option {
 		opt(&c.NegativeTTL, "negative-ttl", durationKind, time.Minute, "how long a not-found answer is cached (0 disables)", nonNegative),
 		opt(&c.FetchTimeout, "fetch-timeout", durationKind, 10*time.Minute, "upper bound on one upstream fetch (a large zip)", positive),
 		opt(&c.ShutdownTimeout, "shutdown-timeout", durationKind, 30*time.Second, "how long SIGTERM waits for in-flight requests", positive),
+		opt(&c.SumDB, "sumdb", stringKind, "sum.golang.org", "checksum database to verify public modules against, GOSUMDB syntax (\"name\", \"name+key [URL]\"); \"off\" disables verification", notEmpty),
+		opt(&c.NoSumDB, "nosumdb", stringKind, "", "comma-separated module path patterns (GONOSUMDB syntax) never verified and never looked up", globList),
 		opt(&c.LogLevel, "log-level", stringKind, "info", "log level: debug, info, warn or error", oneOf("debug", "info", "warn", "error")),
 		opt(&c.LogFormat, "log-format", stringKind, "json", "log format: json or text", oneOf("json", "text")),
 	}
@@ -313,6 +316,21 @@ func positive(d time.Duration) error {
 func nonNegative(d time.Duration) error {
 	if d < 0 {
 		return fmt.Errorf("must not be negative, got %s", formatDuration(d))
+	}
+	return nil
+}
+
+// globList accepts a GONOSUMDB-style list: comma-separated path.Match
+// patterns, each matching a path prefix.
+func globList(s string) error {
+	for _, g := range strings.Split(s, ",") {
+		g = strings.TrimSpace(g)
+		if g == "" {
+			continue
+		}
+		if _, err := path.Match(g, ""); err != nil {
+			return fmt.Errorf("invalid pattern %q: %v", g, err)
+		}
 	}
 	return nil
 }

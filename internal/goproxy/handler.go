@@ -12,6 +12,7 @@ import (
 	"github.com/modgate/modgate/internal/cache"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
+	"github.com/modgate/modgate/internal/sumdb"
 )
 
 // Cache-Control values: canonical versions never change; lists and @latest
@@ -147,8 +148,17 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, req Request, err 
 		inv   *cache.InvalidError
 		fetch *source.FetchError
 		badV  *invalidVersionError
+		ver   *sumdb.VerifyError
 	)
 	switch {
+	case errors.As(err, &ver) && ver.Kind == sumdb.Unavailable:
+		// Not a verdict: the database could not be asked. Not 404, so that
+		// the go command does not fall through to an unverified source.
+		WriteError(w, r, http.StatusBadGateway, fmt.Sprintf("%s: %v; try again later", what, err))
+	case errors.As(err, &ver):
+		// A verdict against the module or the database: 403 stops the go
+		// command instead of letting it fall through to another source.
+		WriteError(w, r, http.StatusForbidden, fmt.Sprintf("%s: %v", what, err))
 	case errors.As(err, &badV):
 		WriteError(w, r, http.StatusNotFound, badV.msg)
 	case errors.As(err, &inv):

@@ -60,3 +60,22 @@ func init() {
 		Requests, RequestDuration, BytesServed, CacheResults, UpstreamFetches, UpstreamDuration,
 	)
 }
+
+var (
+	// SumDBVerifications counts hash checks against the checksum database by
+	// result (ok, mismatch, not_in_db, unavailable, security_error, skipped).
+	SumDBVerifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "modgate_sumdb_verifications_total",
+		Help: "Module hash checks against the checksum database, by result.",
+	}, []string{"result"})
+
+	// SumDBSecurityErrors counts inconsistent trees presented by the database.
+	SumDBSecurityErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "modgate_sumdb_security_errors_total",
+		Help: "Checksum database security errors (a forked or rolled-back log).",
+	})
+)
+
+func init() {
+	Registry.MustRegister(SumDBVerifications, SumDBSecurityErrors)
+}

@@ -151,3 +151,14 @@ func (d unconfiguredDirect) GoMod(context.Context, string, string) ([]byte, erro
 func (d unconfiguredDirect) Zip(context.Context, string, string) (io.ReadCloser, error) {
 	return nil, d.err()
 }
+
+// UpstreamURLs returns the base URLs of the chain's proxy entries, in order.
+func (c *Chain) UpstreamURLs() []string {
+	var urls []string
+	for _, e := range c.entries {
+		if u, ok := e.src.(*Upstream); ok {
+			urls = append(urls, u.base)
+		}
+	}
+	return urls
+}

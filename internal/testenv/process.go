@@ -77,9 +77,17 @@ func Start(t testing.TB, args ...string) *Proc {
 }
 
 // StartEnv is Start with extra environment variables.
+//
+// Unless args name a --sumdb, checksum verification is turned off: fixture
+// modules are in no public checksum database. Tests of verification pass
+// --sumdb themselves.
 func StartEnv(t testing.TB, env []string, args ...string) *Proc {
 	t.Helper()
-	cmd := exec.Command(Binary(t), append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	full := []string{"serve", "--listen", "127.0.0.1:0"}
+	if !hasFlag(args, "sumdb") {
+		full = append(full, "--sumdb", "off")
+	}
+	cmd := exec.Command(Binary(t), append(full, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	logs := &syncBuffer{}
 	pr, pw := io.Pipe()
@@ -130,6 +138,16 @@ func StartEnv(t testing.TB, env []string, args ...string) *Proc {
 	}
 	t.Fatalf("modgate /healthz never answered:\n%s", logs.String())
 	return nil
+}
+
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		a = strings.TrimLeft(a, "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 // Logs returns everything the process wrote so far.

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/modgate/modgate/internal/config"
+	"github.com/modgate/modgate/internal/source"
+	"github.com/modgate/modgate/internal/store"
+	"github.com/modgate/modgate/internal/sumdb"
+)
+
+// sumdbLatestTTL is how long the database's latest signed tree is served to
+// clients before it is fetched again.
+const sumdbLatestTTL = time.Minute
+
+// newChecksumDB builds the verifier and the database proxy from the
+// configuration; both are nil when verification is explicitly off.
+func newChecksumDB(cfg *config.Config, st store.Store, chain *source.Chain, client *http.Client, log *slog.Logger) (*sumdb.Verifier, *sumdb.Proxy, error) {
+	if cfg.SumDB == "off" {
+		log.Warn("CHECKSUM VERIFICATION IS OFF (--sumdb off): modules from upstreams are stored and served unverified")
+		return nil, nil, nil
+	}
+	db, err := sumdb.ParseDB(cfg.SumDB)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", cfg.Source("sumdb"), err)
+	}
+	remote := sumdb.NewRemote(db, chain.UpstreamURLs(), client)
+	v := sumdb.NewVerifier(sumdb.Config{DB: db, Store: st, Remote: remote, NoSumDB: cfg.NoSumDB, Logger: log})
+	log.Info("verifying modules against checksum database", "db", db.Name, "nosumdb", cfg.NoSumDB)
+	return v, sumdb.NewProxy(v, remote, st, nil, sumdbLatestTTL, log), nil
+}
