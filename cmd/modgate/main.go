@@ -16,6 +16,7 @@ const usage = `modgate: a Go module proxy and gate
 
 Usage:
   modgate serve [flags]     run the proxy (modgate serve --help lists the flags)
+  modgate verify [flags]    check stored modules against the checksum database
   modgate version           print the version
 
 Run "modgate serve" with no flags to start with local-disk storage in
@@ -35,6 +36,8 @@ func run(args []string) int {
 	switch args[0] {
 	case "serve":
 		err = serve(args[1:])
+	case "verify":
+		err = verify(args[1:])
 	case "version", "--version", "-version":
 		fmt.Println("modgate", version)
 	case "help", "--help", "-h", "-help":

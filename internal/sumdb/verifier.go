@@ -47,7 +47,7 @@ type VerifyError struct {
 func (e *VerifyError) Error() string {
 	switch e.Kind {
 	case Mismatch:
-		return fmt.Sprintf("SECURITY ERROR: checksum mismatch for %s@%s: downloaded %s, checksum database %s has %s",
+		return fmt.Sprintf("SECURITY ERROR: checksum mismatch for %s@%s: file has %s, checksum database %s has %s",
 			e.Path, e.Version, e.Got, e.DB, strings.Join(e.Want, ", "))
 	case NotInDB:
 		return fmt.Sprintf("%s@%s is not in checksum database %s (%v); if it is a private module, list it in --nosumdb", e.Path, e.Version, e.DB, e.Err)
