@@ -1,0 +1,120 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modgate/modgate/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.CleanupBinary()
+	os.Exit(code)
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key, and returns
+// their paths and a pool trusting the certificate.
+func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "modgate test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func TestServeTLS(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	up := testenv.NewUpstream(t, t.TempDir())
+	p := testenv.Start(t, "--data-dir", t.TempDir(), "--upstream", up.URL(), "--tls-cert", certFile, "--tls-key", keyFile)
+	if !strings.HasPrefix(p.URL, "https://") {
+		t.Fatalf("modgate announced %s, want https", p.URL)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get(p.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.TLS == nil {
+		t.Fatalf("GET /readyz over TLS: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestServeRejectsBadConfig(t *testing.T) {
+	bin := testenv.Binary(t)
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "modgate.yaml")
+	os.WriteFile(cfgFile, []byte("listn: \":1\"\n"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{[]string{"--config", cfgFile}, nil, `unknown key "listn"`},
+		{[]string{"--list-ttl", "5x"}, nil, "--list-ttl"},
+		{nil, []string{"MODGATE_NEGATIVE_TTL=-1s"}, "MODGATE_NEGATIVE_TTL"},
+		{nil, []string{"MODGATE_LISTN=:1"}, "MODGATE_LISTN"},
+		{[]string{"--upstream", "ftp://x"}, nil, "upstream"},
+		{[]string{"--sumdb", "nosuch.example.com"}, nil, "sumdb"},
+		{[]string{"--tls-cert", filepath.Join(dir, "missing.crt")}, nil, "tls-cert"},
+	} {
+		cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dir, "--upstream", "http://127.0.0.1:1"}, tc.args...)...)
+		if tc.args != nil && tc.args[0] == "--upstream" {
+			cmd.Args = append([]string{bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dir}, tc.args...)
+		}
+		cmd.Env = append(os.Environ(), tc.env...)
+		done := make(chan struct{})
+		var out []byte
+		var err error
+		go func() { out, err = cmd.CombinedOutput(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("%v %v: modgate started instead of failing", tc.args, tc.env)
+		}
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%v %v: err=%v, output %q; want a failure naming %q", tc.args, tc.env, err, out, tc.want)
+		}
+	}
+}
