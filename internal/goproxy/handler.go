@@ -63,7 +63,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if module.CanonicalVersion(req.Version) == req.Version {
 			// A canonical-looking version must also suit the path (v2+ needs /v2).
 			if err := module.Check(req.Path, req.Version); err != nil {
-				h.fail(w, r, req, err)
+				h.fail(w, r, req, &invalidVersionError{msg: err.Error()})
 				return
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -81,8 +82,28 @@ func Instrument(base *slog.Logger, next http.Handler) http.Handler {
 			log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
 				"status", rw.status, "bytes", rw.bytes, "seconds", elapsed.Seconds())
 		}()
+		if uncleanPath(r.URL.Path) {
+			// net/http's ServeMux would answer with an HTML redirect to the
+			// cleaned path; the protocol's answer is a one-line error.
+			WriteError(rw, r, http.StatusBadRequest, fmt.Sprintf("not a clean URL path: %q (empty, \".\" or \"..\" elements)", r.URL.Path))
+			return
+		}
 		next.ServeHTTP(rw, r)
 	})
+}
+
+// uncleanPath reports whether an URL path has empty, "." or ".." elements
+// (a trailing slash aside). The go command never sends such paths.
+func uncleanPath(p string) bool {
+	if strings.Contains(p, "//") {
+		return true
+	}
+	for _, elem := range strings.Split(p, "/") {
+		if elem == "." || elem == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 func newRequestID() string {
