@@ -168,6 +168,10 @@ func newEnvWith(t *testing.T, build func(tree string), args ...string) *env {
 	e.up = testenv.NewUpstream(t, e.tree)
 	e.start()
 	t.Cleanup(func() {
+		// Connections the client dialed but never used would hold up
+		// modgate's graceful shutdown for 5s (net/http counts them as
+		// active until then).
+		client.CloseIdleConnections()
 		if t.Failed() && e.proc != nil {
 			t.Logf("modgate logs:\n%s", e.proc.Logs())
 		}
@@ -185,6 +189,7 @@ func (e *env) start() {
 // process on the same data directory.
 func (e *env) restart() {
 	e.t.Helper()
+	client.CloseIdleConnections()
 	e.proc.Stop(e.t)
 	e.start()
 }
