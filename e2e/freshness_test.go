@@ -198,7 +198,7 @@ func TestStaleRefreshSingleFlight(t *testing.T) {
 	}
 	wg.Wait()
 	// Wait until the refresh is over (the list is fresh again), then count.
-	waitFor(t, 10*time.Second, "the background refresh to end", func() bool {
+	waitFor(t, 10*time.Second, "the background refresh to reach the upstream", func() bool {
 		return e.up.Count("/example.com/fresh/@v/list") > before
 	})
 	time.Sleep(1500 * time.Millisecond) // any further refresh started by the burst would have reached the upstream by now
