@@ -91,6 +91,12 @@ func TestLyingUpstream(t *testing.T) {
 			panic(http.ErrAbortHandler) // cut the connection mid-body
 		}},
 		{"zip cut short without a length", "zip", func(w http.ResponseWriter) { w.Write(goodZip[:len(goodZip)-10]) }},
+		{"zip announced larger than any module may be", "zip", func(w http.ResponseWriter) {
+			w.Header().Set("Content-Length", "700000000")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}},
 		{"go.mod that does not parse", "mod", func(w http.ResponseWriter) { fmt.Fprint(w, "module example.com/m\n\nrequire (((\n") }},
 		{"go.mod that is HTML", "mod", func(w http.ResponseWriter) { fmt.Fprint(w, "<!DOCTYPE html><p>login</p>") }},
 		{".info that is not JSON", "info", func(w http.ResponseWriter) { fmt.Fprint(w, "<!DOCTYPE html><p>login</p>") }},

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestLatestFromList checks @latest when the upstream has none (the static
@@ -147,5 +148,81 @@ func TestInfoWrongVersion(t *testing.T) {
 		if _, err := os.Stat(e.storedFile("example.com/m", v, "info")); err != nil {
 			t.Errorf("%s.info not stored after a good answer: %v", v, err)
 		}
+	}
+}
+
+// TestQueryFreshness checks that a branch query is cached with the list
+// TTL: it follows the branch once the TTL has passed, and is still answered
+// when the upstream is down.
+func TestQueryFreshness(t *testing.T) {
+	const ttl = time.Second
+	const pseudo2 = "v1.2.1-0.20240202030405-bbbbbbbbbbbb"
+	e := newStdEnv(t, "--list-ttl", ttl.String())
+	mainURL := e.url(modPath("example.com/m", "@v/main.info"))
+	e.up.SetHook(queryHook("example.com/m", map[string]string{"main": infoBody(pseudoM)}))
+	if v := parseInfo(t, mustGet(t, mainURL)).Version; v != pseudoM {
+		t.Fatalf("main.info = %s, want %s", v, pseudoM)
+	}
+	// The branch moves.
+	e.up.SetHook(queryHook("example.com/m", map[string]string{"main": infoBody(pseudo2)}))
+	waitFor(t, 15*time.Second, "main.info to follow the branch", func() bool {
+		return parseInfo(t, mustGet(t, mainURL)).Version == pseudo2
+	})
+	if v := parseInfo(t, mustGet(t, e.url(vPath("example.com/m", pseudo2, "info")))).Version; v != pseudo2 {
+		t.Errorf("canonical .info of the new branch head = %s", v)
+	}
+	// Upstream down, answer stale: still served.
+	e.up.SetDown(true)
+	time.Sleep(ttl + 200*time.Millisecond)
+	for i := 0; i < 3; i++ {
+		r := get(t, mainURL)
+		if r.Status != http.StatusOK || parseInfo(t, r.Body).Version != pseudo2 {
+			t.Fatalf("stale main.info with the upstream down: %v", r)
+		}
+	}
+}
+
+// TestUpstreamLatest checks that an upstream's own @latest is used when it
+// has one, and that a broken one falls back to the list.
+func TestUpstreamLatest(t *testing.T) {
+	e := newStdEnv(t)
+	answer := map[string]string{
+		"/example.com/m/@latest":    infoBody("v1.0.0"), // the upstream's choice wins
+		"/example.com/m/v2/@latest": "<html>oops</html>",
+		"/example.com/pre/@latest":  infoBody("v9.0.0"), // invalid for the path
+	}
+	e.up.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
+		body, ok := answer[r.URL.Path]
+		if ok {
+			fmt.Fprint(w, body)
+		}
+		return ok
+	})
+	for _, tc := range []struct{ path, want string }{
+		{"example.com/m", "v1.0.0"},
+		{"example.com/m/v2", "v2.1.0"},
+		{"example.com/pre", "v0.2.0-rc.1"},
+	} {
+		r := get(t, e.url(modPath(tc.path, "@latest")))
+		if r.Status != http.StatusOK || parseInfo(t, r.Body).Version != tc.want {
+			t.Errorf("%s@latest: %v, want %s", tc.path, r, tc.want)
+		}
+	}
+}
+
+// TestLyingUpstreamList checks that junk in an upstream's list is filtered
+// out: only canonical versions valid for the path are listed.
+func TestLyingUpstreamList(t *testing.T) {
+	e := newStdEnv(t)
+	e.up.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/example.com/m/@v/list" {
+			return false
+		}
+		fmt.Fprint(w, "v1.1.0 2024-01-01T00:00:00Z\n<html>\nnot-a-version\nv1.0\nv2.0.0\nv1.0.0\n\n   \n"+pseudoM+"\nv1.0.0\nv3.0.0+incompatible\n")
+		return true
+	})
+	got := string(mustGet(t, e.url("/example.com/m/@v/list")))
+	if want := "v1.0.0\nv1.1.0\nv3.0.0+incompatible\n"; got != want {
+		t.Errorf("list from a junk upstream list = %q, want %q", got, want)
 	}
 }

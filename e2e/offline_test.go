@@ -1,11 +1,16 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 // warmUp fetches every file of the standard fixture through modgate and
@@ -155,5 +160,57 @@ func TestUpstreamDownStaleMutable(t *testing.T) {
 		if r.Status != http.StatusOK || string(r.Body) != string(body) {
 			t.Errorf("stale %s with the upstream down after restart: %v, want 200 %q", p, r, body)
 		}
+	}
+}
+
+// TestUpstreamUnreachable checks the answer when nothing listens at the
+// upstream address: a prompt 502/504 naming the upstream.
+func TestUpstreamUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	p := testenv.Start(t, "--data-dir", t.TempDir(), "--upstream", dead)
+	for _, u := range []string{"/example.com/m/@v/list", "/example.com/m/@v/v1.0.0.zip", "/example.com/m/@latest"} {
+		start := time.Now()
+		r := get(t, p.URL+u)
+		checkErrorBody(t, u+" with the upstream unreachable", r, http.StatusBadGateway, http.StatusGatewayTimeout)
+		if !strings.Contains(string(r.Body), dead) {
+			t.Errorf("%s: reason %q does not name the upstream %s", u, r.Body, dead)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("%s: took %v with the upstream refusing connections", u, d)
+		}
+	}
+}
+
+// TestUpstreamHangs checks --fetch-timeout: an upstream that accepts the
+// request but never answers gets a 504 once the timeout passes, and the
+// request does not hang.
+func TestUpstreamHangs(t *testing.T) {
+	e := newStdEnv(t, "--fetch-timeout", "1s")
+	e.up.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(30 * time.Second):
+		}
+		return true
+	})
+	for _, u := range []string{vPath("example.com/m", "v1.0.0", "zip"), vPath("example.com/m", "v1.0.0", "info"), "/example.com/m/@v/list"} {
+		start := time.Now()
+		r := get(t, e.url(u))
+		d := time.Since(start)
+		checkErrorBody(t, u+" with a hung upstream", r, http.StatusGatewayTimeout)
+		if d < 900*time.Millisecond || d > 10*time.Second {
+			t.Errorf("%s with a hung upstream answered after %v, want about the 1s --fetch-timeout", u, d)
+		}
+	}
+	e.assertNothingStored("example.com/m", "v1.0.0")
+	// Once the upstream answers again, so does modgate.
+	e.up.SetHook(nil)
+	if got := mustGet(t, e.url(vPath("example.com/m", "v1.0.0", "zip"))); !bytes.Equal(got, e.fixture("example.com/m", "v1.0.0", "zip")) {
+		t.Errorf("zip after the upstream recovered differs from the fixture")
 	}
 }

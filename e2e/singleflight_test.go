@@ -76,3 +76,47 @@ func TestZipSingleFlight(t *testing.T) {
 		t.Errorf("zip after the burst: equal %v, upstream requests %d", bytes.Equal(got, want), e.up.Count(up))
 	}
 }
+
+// TestZipFirstClientHangsUp checks that when the client whose request
+// started a fetch goes away, the fetch goes on for the others: they get the
+// zip and the upstream is asked once.
+func TestZipFirstClientHangsUp(t *testing.T) {
+	e := newStdEnv(t)
+	const path, version = "example.com/m/nested/sub", "v0.1.0"
+	want := e.fixture(path, version, "zip")
+	up := upPath(path, version, "zip")
+	started := make(chan struct{})
+	e.up.SetHook(slowHook(up, 800*time.Millisecond, started))
+
+	// The first client gives up after 200ms.
+	impatient := &http.Client{Timeout: 200 * time.Millisecond}
+	firstDone := make(chan struct{})
+	go func() {
+		defer close(firstDone)
+		if resp, err := impatient.Get(e.url(vPath(path, version, "zip"))); err == nil {
+			resp.Body.Close()
+			t.Errorf("the impatient client got an answer (%d) before its timeout", resp.StatusCode)
+		}
+	}()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the fetch never started")
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := tryDo(http.MethodGet, e.url(vPath(path, version, "zip")))
+			if err != nil || r.Status != http.StatusOK || !bytes.Equal(r.Body, want) {
+				t.Errorf("patient client: %v %v", r, err)
+			}
+		}()
+	}
+	wg.Wait()
+	<-firstDone
+	if n := e.up.Count(up); n != 1 {
+		t.Errorf("upstream asked %d times for the zip, want 1", n)
+	}
+}
