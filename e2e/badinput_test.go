@@ -27,8 +27,8 @@ func TestBadRequests(t *testing.T) {
 		{"GET", "/example.com/m/@v/./v1.0.0.zip", []int{400, 404}},
 		{"GET", "//example.com/m/@v/list", []int{400, 404}},
 		{"GET", "/example.com/m/@v/notaversion!.mod", []int{400, 404}},
-		{"GET", "/example.com/m/@v/v1.0.mod", []int{400, 404}},   // .mod of a non-canonical version
-		{"GET", "/example.com/m/@v/v1.0.zip", []int{400, 404}},   // .zip of a non-canonical version
+		{"GET", "/example.com/m/@v/v1.0.mod", []int{400, 404}}, // .mod of a non-canonical version
+		{"GET", "/example.com/m/@v/v1.0.zip", []int{400, 404}}, // .zip of a non-canonical version
 		{"GET", "/example.com/m/@v/v1.0.0+build.zip", []int{400, 404}},
 		{"GET", "/example.com/m/@v/v2.0.0.mod", []int{400, 404}}, // v2 on a path without /v2
 		{"GET", "/example.com/m/@v/v2.0.0.info", []int{400, 404}},

@@ -1,0 +1,258 @@
+package sumdbe2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/sumdb"
+	"golang.org/x/mod/sumdb/dirhash"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/modgate/modgate/internal/testenv"
+)
+
+const (
+	goTimeout   = 5 * time.Minute
+	httpTimeout = 2 * time.Minute // a cold fetch through a real upstream
+)
+
+var httpClient = &http.Client{Timeout: httpTimeout}
+
+// start runs modgate and prints its logs if the test fails.
+func start(t *testing.T, args ...string) *testenv.Proc {
+	t.Helper()
+	p := testenv.Start(t, args...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("modgate %v logs:\n%s", args, p.Logs())
+		}
+	})
+	return p
+}
+
+// response is an HTTP answer read whole.
+type response struct {
+	status int
+	ctype  string
+	body   string
+}
+
+func get(t *testing.T, url string) response {
+	t.Helper()
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		t.Fatalf("GET %s: reading body: %v", url, err)
+	}
+	return response{resp.StatusCode, resp.Header.Get("Content-Type"), string(body)}
+}
+
+// fileURL is the GOPROXY URL of a module version's file.
+func fileURL(t *testing.T, base, path, version, ext string) string {
+	t.Helper()
+	ep, err := module.EscapePath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := module.EscapeVersion(version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base + "/" + ep + "/@v/" + ev + "." + ext
+}
+
+// storedFile is where modgate's disk store keeps a module version's file.
+func storedFile(t *testing.T, dataDir, path, version, ext string) string {
+	t.Helper()
+	ep, _ := module.EscapePath(path)
+	ev, _ := module.EscapeVersion(version)
+	return filepath.Join(dataDir, "mod", filepath.FromSlash(ep), "@v", ev+"."+ext)
+}
+
+func exists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
+}
+
+// checkRefusal checks a one-line text/plain refusal with the given status
+// that mentions every one of subs.
+func checkRefusal(t *testing.T, what string, r response, status int, subs ...string) {
+	t.Helper()
+	if r.status != status {
+		t.Errorf("%s: status %d, want %d; body %q", what, r.status, status, r.body)
+	}
+	if !strings.HasPrefix(r.ctype, "text/plain") {
+		t.Errorf("%s: Content-Type %q, want text/plain (the go command shows only text/plain reasons)", what, r.ctype)
+	}
+	if body := strings.TrimSuffix(r.body, "\n"); strings.Contains(body, "\n") {
+		t.Errorf("%s: body is not one line: %q", what, r.body)
+	}
+	for _, s := range subs {
+		if !strings.Contains(r.body, s) {
+			t.Errorf("%s: body %q does not mention %q", what, r.body, s)
+		}
+	}
+}
+
+var metricRE = regexp.MustCompile(`(?m)^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? ([0-9.eE+-]+|NaN|[+-]Inf)$`)
+
+// metric returns the value of a counter from modgate's /metrics, for the
+// series with exactly the label set labels ("" for none), or 0.
+func metric(t *testing.T, p *testenv.Proc, name, labels string) float64 {
+	t.Helper()
+	r := get(t, p.URL+"/metrics")
+	if r.status != 200 {
+		t.Fatalf("GET /metrics: %d %s", r.status, r.body)
+	}
+	for _, m := range metricRE.FindAllStringSubmatch(r.body, -1) {
+		if m[1] == name && m[2] == labels {
+			v, err := strconv.ParseFloat(m[3], 64)
+			if err != nil {
+				t.Fatalf("metric %s%s: %v", name, labels, err)
+			}
+			return v
+		}
+	}
+	return 0
+}
+
+func verifications(t *testing.T, p *testenv.Proc, result string) float64 {
+	return metric(t, p, "modgate_sumdb_verifications_total", `{result="`+result+`"}`)
+}
+
+func securityErrors(t *testing.T, p *testenv.Proc) float64 {
+	return metric(t, p, "modgate_sumdb_security_errors_total", "")
+}
+
+// goRun runs the go command with a timeout and returns its combined output.
+func goRun(t *testing.T, dir string, env []string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), goTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.WaitDelay = 10 * time.Second
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("timed out after %v: %w", goTimeout, err)
+	}
+	t.Logf("go %s: err=%v (%.1fs)", strings.Join(args, " "), err, time.Since(start).Seconds())
+	return string(out), err
+}
+
+// treeSize returns the record count of a stored signed tree head, without
+// checking the signature (the verifier did).
+func treeSize(t *testing.T, signed []byte) int64 {
+	t.Helper()
+	lines := strings.Split(string(signed), "\n")
+	if len(lines) < 3 || lines[0] != "go.sum database tree" {
+		t.Fatalf("not a signed tree head: %q", signed)
+	}
+	n, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil {
+		t.Fatalf("not a signed tree head: %q", signed)
+	}
+	return n
+}
+
+// testDB is an in-process checksum database over HTTP, counting requests.
+type testDB struct {
+	URL string
+
+	mu   sync.Mutex
+	reqs []string
+}
+
+// newTestDB serves a database signed with skey whose records are the
+// go.sum lines gosum computes (os.ErrNotExist: 404).
+func newTestDB(t *testing.T, skey string, gosum func(path, vers string) ([]byte, error)) *testDB {
+	t.Helper()
+	db := &testDB{}
+	srv := sumdb.NewServer(sumdb.NewTestServer(skey, gosum))
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		db.mu.Lock()
+		db.reqs = append(db.reqs, r.URL.Path)
+		db.mu.Unlock()
+		srv.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	db.URL = hs.URL
+	return db
+}
+
+func (db *testDB) count(substr string) int {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	n := 0
+	for _, p := range db.reqs {
+		if strings.Contains(p, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+func (db *testDB) requests() []string {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return append([]string(nil), db.reqs...)
+}
+
+// genKey returns a signer and verifier key for a database named name.
+func genKey(t *testing.T, name string) (skey, vkey string) {
+	t.Helper()
+	skey, vkey, err := note.GenerateKey(rand.Reader, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return skey, vkey
+}
+
+// fixtureGoSum computes the go.sum lines of the fixture modules served by
+// up, exactly as the go command would: the h1 of the zip and of the
+// go.mod. Paths in private are answered "not found", like a public
+// database that never saw them.
+func fixtureGoSum(up *testenv.Upstream) func(path, vers string) ([]byte, error) {
+	return func(path, vers string) ([]byte, error) {
+		zipFile := up.FilePath(path, vers, "zip")
+		if !exists(zipFile) {
+			return nil, os.ErrNotExist
+		}
+		zh, err := dirhash.HashZip(zipFile, dirhash.Hash1)
+		if err != nil {
+			return nil, err
+		}
+		gomod, err := os.ReadFile(up.FilePath(path, vers, "mod"))
+		if err != nil {
+			return nil, err
+		}
+		mh, err := dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(gomod)), nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		return fmt.Appendf(nil, "%s %s %s\n%s %s/go.mod %s\n", path, vers, zh, path, vers, mh), nil
+	}
+}
