@@ -297,3 +297,31 @@ func TestPickLatest(t *testing.T) {
 		}
 	}
 }
+
+func TestLatestUsesStoredVersionWhenSourceDown(t *testing.T) {
+	ctx := context.Background()
+	src := &scriptedSource{versions: []string{"v1.0.0"}}
+	m, clock, _ := newTestCache(t, src)
+	_, obj, err := m.Info(ctx, "example.com/m", "v1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj.Content.Close()
+	if _, err := m.List(ctx, "example.com/m"); err != nil {
+		t.Fatal(err)
+	}
+	// v1.1.0 is published and listed, then the source goes down before its
+	// .info is ever fetched.
+	src.set(func() { src.versions = []string{"v1.0.0", "v1.1.0"} })
+	clock.Advance(2 * time.Minute)
+	m.List(ctx, "example.com/m") // stale answer, refreshes behind
+	waitFor(t, "list refresh", func() bool {
+		got, _ := m.List(ctx, "example.com/m")
+		return len(got) == 2
+	})
+	src.set(func() { src.fail = errors.New("connection refused") })
+	data, err := m.Latest(ctx, "example.com/m")
+	if err != nil || !strings.Contains(string(data), `"v1.0.0"`) {
+		t.Fatalf("Latest with source down = %s, %v; want the newest stored v1.0.0", data, err)
+	}
+}

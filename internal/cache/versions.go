@@ -246,19 +246,14 @@ func (m *Modules) versions(ctx context.Context, path string) (tagged, pseudo []s
 		}
 	}
 	seen := map[string]bool{}
+	var all []string
 	for _, v := range append(strings.Fields(string(body)), stored...) {
-		if seen[v] || !IsCanonical(path, v) {
-			continue
-		}
-		seen[v] = true
-		if module.IsPseudoVersion(v) {
-			pseudo = append(pseudo, v)
-		} else {
-			tagged = append(tagged, v)
+		if !seen[v] && IsCanonical(path, v) {
+			seen[v] = true
+			all = append(all, v)
 		}
 	}
-	semver.Sort(tagged)
-	semver.Sort(pseudo)
+	tagged, pseudo = splitPseudo(all)
 	if tagged == nil {
 		tagged = []string{}
 	}
@@ -318,10 +313,48 @@ func (m *Modules) Latest(ctx context.Context, path string) ([]byte, error) {
 	best := pickLatest(tagged, pseudo)
 	_, obj, err := m.Info(ctx, path, best)
 	if err != nil {
-		return nil, err
+		// The source is down and that version's .info was never fetched:
+		// answer with the best version whose .info is stored instead.
+		if stored := m.storedInfos(ctx, path); len(stored) > 0 {
+			m.log.Warn("@latest: answering with the newest stored version", "module", path, "wanted", best, "err", err)
+			_, obj, err = m.Info(ctx, path, pickLatest(splitPseudo(stored)))
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	defer obj.Content.Close()
 	return io.ReadAll(io.LimitReader(obj.Content, 1<<20))
+}
+
+// storedInfos returns the versions of path whose .info is stored.
+func (m *Modules) storedInfos(ctx context.Context, path string) []string {
+	prefix, err := store.VersionPrefix(path)
+	if err != nil {
+		return nil
+	}
+	var versions []string
+	m.cfg.Store.List(ctx, prefix, func(key string) error {
+		if p, v, ext, err := store.ParseVersionKey(key); err == nil && p == path && ext == "info" && IsCanonical(path, v) {
+			versions = append(versions, v)
+		}
+		return nil
+	})
+	return versions
+}
+
+// splitPseudo sorts versions into tagged and pseudo-versions, each ascending.
+func splitPseudo(versions []string) (tagged, pseudo []string) {
+	for _, v := range versions {
+		if module.IsPseudoVersion(v) {
+			pseudo = append(pseudo, v)
+		} else {
+			tagged = append(tagged, v)
+		}
+	}
+	semver.Sort(tagged)
+	semver.Sort(pseudo)
+	return tagged, pseudo
 }
 
 // pickLatest returns the highest release in tagged, else the highest
