@@ -143,8 +143,9 @@ func securityErrors(t *testing.T, p *testenv.Proc) float64 {
 	return metric(t, p, "modgate_sumdb_security_errors_total", "")
 }
 
-// goRun runs the go command with a timeout and returns its combined output.
-func goRun(t *testing.T, dir string, env []string, args ...string) (string, error) {
+// goRun runs the go command with a timeout and returns its standard output
+// and error separately (-json output must not be mixed with messages).
+func goRun(t *testing.T, dir string, env []string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), goTimeout)
 	defer cancel()
@@ -152,13 +153,15 @@ func goRun(t *testing.T, dir string, env []string, args ...string) (string, erro
 	cmd.Dir = dir
 	cmd.Env = env
 	cmd.WaitDelay = 10 * time.Second
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
 	start := time.Now()
-	out, err := cmd.CombinedOutput()
+	err = cmd.Run()
 	if ctx.Err() != nil {
 		err = fmt.Errorf("timed out after %v: %w", goTimeout, err)
 	}
 	t.Logf("go %s: err=%v (%.1fs)", strings.Join(args, " "), err, time.Since(start).Seconds())
-	return string(out), err
+	return o.String(), e.String(), err
 }
 
 // treeSize returns the record count of a stored signed tree head, without

@@ -186,8 +186,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, req Request, err 
 // body of an error response only when it is text/plain.
 func WriteError(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	msg = strings.Join(strings.Fields(msg), " ") // one line, whatever the cause said
+	// The go command shows at most 648 bytes of an error body.
 	if len(msg) > 600 {
-		msg = msg[:600] + "..."
+		msg = strings.ToValidUTF8(msg[:600], "") + "..."
 	}
 	hdr := w.Header()
 	hdr.Del("ETag")
