@@ -116,11 +116,6 @@ func TestForkDetectedAcrossRestart(t *testing.T) {
 	t.Run("honest database after the fork attempt", func(t *testing.T) {
 		p3 := start(t, args(db1)...)
 		r := get(t, fileURL(t, p3.URL, "example.com/c", "v1.0.0", "mod"))
-		if r.status == 502 && strings.Contains(r.body, "downloaded inconsistent tile") {
-			// See TestForkAttemptLeavesStateUsable in internal/sumdb.
-			t.Skipf("KNOWN BUG: the forked database's tiles were stored as verified tiles during the fork check, "+
-				"so the honest database now fails with %q", r.body)
-		}
 		if r.status != 200 {
 			t.Errorf("c .mod back on database 1: %d %q", r.status, r.body)
 		}

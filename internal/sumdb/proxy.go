@@ -109,7 +109,8 @@ func (p *Proxy) serveLookup(w http.ResponseWriter, r *http.Request, modver strin
 }
 
 func (p *Proxy) serveTile(w http.ResponseWriter, r *http.Request, rest string, writeError WriteErrorFunc) {
-	if _, err := tlog.ParseTilePath(rest); err != nil {
+	tile, err := tlog.ParseTilePath(rest)
+	if err != nil {
 		writeError(w, r, http.StatusBadRequest, fmt.Sprintf("invalid tile path %q", rest))
 		return
 	}
@@ -133,8 +134,17 @@ func (p *Proxy) serveTile(w http.ResponseWriter, r *http.Request, rest string, w
 		writeError(w, r, status, err.Error())
 		return
 	}
-	if err := p.store.Put(ctx, key, bytes.NewReader(data)); err != nil {
-		p.log.Warn("cannot store checksum database tile", "tile", rest, "err", err)
+	switch {
+	case tile.L < 0:
+		// A data tile: nothing here can check it cheaply, so it is passed
+		// through and not kept (the go command does not ask for them).
+	case len(data) != tile.W*tlog.HashSize:
+		writeError(w, r, http.StatusBadGateway, fmt.Sprintf("checksum database sent a tile of %d bytes for %s, want %d; try again later", len(data), rest, tile.W*tlog.HashSize))
+		return
+	default:
+		if err := p.store.Put(ctx, key, bytes.NewReader(data)); err != nil {
+			p.log.Warn("cannot store checksum database tile", "tile", rest, "err", err)
+		}
 	}
 	write(w, r, "application/octet-stream", "public, max-age=31536000, immutable", data)
 }

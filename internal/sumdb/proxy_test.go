@@ -2,6 +2,7 @@ package sumdb
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/modgate/modgate/internal/store"
 )
 
 // testWriteError is a one-line text/plain error writer like goproxy's.
@@ -21,6 +24,7 @@ func testWriteError(w http.ResponseWriter, r *http.Request, status int, msg stri
 }
 
 type proxyFixture struct {
+	st      store.Store
 	db      *testDB
 	v       *Verifier
 	p       *Proxy
@@ -40,6 +44,7 @@ func newProxyFixture(t *testing.T) *proxyFixture {
 	f := &proxyFixture{db: newTestDB(t, skey, vkey, recs), ttl: time.Minute,
 		clock: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
 	st := newDisk(t)
+	f.st = st
 	remote := NewRemote(f.db.DB(), nil, testClient)
 	log := testLogger(t)
 	f.v = NewVerifier(Config{DB: f.db.DB(), Store: st, Remote: remote, NoSumDB: "corp.example.com", Logger: log})
@@ -187,12 +192,38 @@ func TestProxyTile(t *testing.T) {
 		if !bytes.Equal(w.Body.Bytes(), w2.Body.Bytes()) {
 			t.Errorf("%s: second answer differs", tile)
 		}
-		if n := f.db.count("/"+tile) - before; n != 1 {
-			t.Errorf("%s: the second request reached the database", tile)
+		// Hash tiles are checked for size and kept; data tiles cannot be
+		// checked here and are passed through each time.
+		want := 1
+		if strings.Contains(tile, "/data/") {
+			want = 2
+		}
+		if n := f.db.count("/"+tile) - before; n != want {
+			t.Errorf("%s: %d requests reached the database, want %d", tile, n, want)
 		}
 		if direct := f.db.get("/" + tile); !bytes.Equal(direct, w.Body.Bytes()) {
 			t.Errorf("%s: proxied tile differs from the database's", tile)
 		}
+	}
+}
+
+func TestProxyRefusesShortHashTile(t *testing.T) {
+	f := newProxyFixture(t)
+	f.get(t, "lookup/"+modX+"@v1.0.0", http.StatusOK)
+	// A tile of width 2 when the tree holds one record: the database
+	// cannot have it; whatever answers 200 for it is not stored.
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("short"))
+	}))
+	defer bad.Close()
+	p := NewProxy(f.v, NewRemote(DB{Name: testDBName, URL: bad.URL}, nil, http.DefaultClient), f.st, nil, time.Minute, nil)
+	rec := httptest.NewRecorder()
+	p.Handler(testWriteError).ServeHTTP(rec, httptest.NewRequest("GET", "/sumdb/"+testDBName+"/tile/8/0/000.p/2", nil))
+	if rec.Code != http.StatusBadGateway {
+		t.Fatalf("short tile: %d %q, want 502", rec.Code, rec.Body)
+	}
+	if _, err := f.st.Stat(context.Background(), "sumdb/"+testDBName+"/served/tile/8/0/000.p/2"); err == nil {
+		t.Fatal("short tile was stored")
 	}
 }
 

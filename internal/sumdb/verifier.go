@@ -125,6 +125,12 @@ func (v *Verifier) Verify(ctx context.Context, path, version string, gomod bool,
 	if gomod {
 		vers += "/go.mod"
 	}
+	if msg := v.SecurityProblem(); msg != "" {
+		// Even lookups answered from the cache: the database that vouched
+		// for them has shown it cannot be trusted.
+		metrics.SumDBVerifications.WithLabelValues("security_error").Inc()
+		return &VerifyError{Kind: Security, DB: v.db.Name, Path: path, Version: vers, Err: errors.New(msg)}
+	}
 	lines, err := v.lookup(path, vers)
 	if err != nil {
 		metrics.SumDBVerifications.WithLabelValues(kindLabel(err)).Inc()
@@ -168,8 +174,10 @@ func (v *Verifier) lookup(path, vers string) ([]string, error) {
 	c := v.client.Load()
 	lines, err := c.Lookup(path, vers)
 	if err == nil {
+		v.ops.flushTiles()
 		return lines, nil
 	}
+	v.ops.dropTiles()
 	v.client.CompareAndSwap(c, v.newClient())
 	base := strings.TrimSuffix(vers, "/go.mod")
 	e := &VerifyError{DB: v.db.Name, Path: path, Version: vers, Err: err}
@@ -221,6 +229,29 @@ type clientOps struct {
 
 	cfgMu    sync.Mutex // serializes WriteConfig's compare-and-swap in this process
 	notFound sync.Map   // remote lookup paths last answered "not found"
+
+	// The client saves tiles as soon as they match the tree it is checking,
+	// which may be a forked tree it rejects a moment later. Tiles are
+	// therefore held here until a lookup succeeds, and dropped when one
+	// fails, so that storage only ever holds tiles of an accepted tree.
+	pendingMu sync.Mutex
+	pending   map[string][]byte
+}
+
+func (o *clientOps) flushTiles() {
+	o.pendingMu.Lock()
+	tiles := o.pending
+	o.pending = nil
+	o.pendingMu.Unlock()
+	for file, data := range tiles {
+		o.put(file, data)
+	}
+}
+
+func (o *clientOps) dropTiles() {
+	o.pendingMu.Lock()
+	o.pending = nil
+	o.pendingMu.Unlock()
 }
 
 const opTimeout = time.Minute
@@ -289,10 +320,31 @@ func (o *clientOps) WriteConfig(file string, old, new []byte) error {
 }
 
 func (o *clientOps) ReadCache(file string) ([]byte, error) {
+	o.pendingMu.Lock()
+	data, ok := o.pending[file]
+	o.pendingMu.Unlock()
+	if ok {
+		return data, nil
+	}
 	return o.read("sumdb/" + file)
 }
 
 func (o *clientOps) WriteCache(file string, data []byte) {
+	if strings.HasPrefix(file, o.db.Name+"/tile/") {
+		o.pendingMu.Lock()
+		if o.pending == nil {
+			o.pending = map[string][]byte{}
+		}
+		o.pending[file] = data
+		o.pendingMu.Unlock()
+		return
+	}
+	// Lookups are written only after the client checked them against an
+	// accepted tree.
+	o.put(file, data)
+}
+
+func (o *clientOps) put(file string, data []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	if err := o.store.Put(ctx, "sumdb/"+file, bytes.NewReader(data)); err != nil {
