@@ -12,15 +12,12 @@ package realupstream
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -75,92 +72,9 @@ var latestChecked = []string{"github.com/BurntSushi/toml", "gopkg.in/yaml.v2"}
 // uncached is never fetched: with the upstream down it must fail clearly.
 var uncached = modVer{Path: "github.com/google/uuid", Version: "v1.3.0"}
 
-const (
-	goTimeout   = 5 * time.Minute
-	httpTimeout = 30 * time.Second
-)
+const httpTimeout = 30 * time.Second
 
 var httpClient = &http.Client{Timeout: httpTimeout}
-
-// skipOrFatal skips the test, or fails it when CI=true.
-func skipOrFatal(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and the real-upstream test cannot run: %s", msg)
-	}
-	t.Skipf("skipping real-upstream test: %s", msg)
-}
-
-// findUpstream returns the first http(s) entry of `go env GOPROXY`, after
-// checking that it answers a tiny request within 15s and proxies the
-// checksum database (used to verify what modgate serves).
-func findUpstream(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "env", "GOPROXY").Output()
-	if err != nil {
-		skipOrFatal(t, "`go env GOPROXY` failed: %v", err)
-	}
-	var up string
-	for _, e := range strings.FieldsFunc(strings.TrimSpace(string(out)), func(r rune) bool { return r == ',' || r == '|' }) {
-		if strings.HasPrefix(e, "https://") || strings.HasPrefix(e, "http://") {
-			up = strings.TrimRight(e, "/")
-			break
-		}
-	}
-	if up == "" {
-		skipOrFatal(t, "`go env GOPROXY` = %q has no http(s) proxy", strings.TrimSpace(string(out)))
-	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, up+"/sumdb/sum.golang.org/supported", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		skipOrFatal(t, "upstream proxy (first http(s) entry of `go env GOPROXY`) did not answer within 15s: %v", err)
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<10))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		skipOrFatal(t, "upstream proxy answers %d for /sumdb/sum.golang.org/supported: it does not proxy the checksum database this test verifies against", resp.StatusCode)
-	}
-	return up
-}
-
-// goRun runs the go command with a timeout and returns stdout and stderr
-// separately (-json output must not be mixed with progress messages).
-func goRun(t *testing.T, dir string, env []string, args ...string) (stdout, stderr string, err error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), goTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = dir
-	cmd.Env = env
-	cmd.WaitDelay = 10 * time.Second
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	start := time.Now()
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		err = fmt.Errorf("timed out after %v: %w", goTimeout, err)
-	}
-	t.Logf("go %s: %v (%.1fs)", shortArgs(args), errOrOK(err), time.Since(start).Seconds())
-	return o.String(), e.String(), err
-}
-
-func shortArgs(args []string) string {
-	s := strings.Join(args, " ")
-	if len(s) > 160 {
-		s = s[:160] + "..."
-	}
-	return s
-}
-
-func errOrOK(err error) any {
-	if err == nil {
-		return "ok"
-	}
-	return err
-}
 
 // clientEnv is a go command environment using only proxy, without checksum
 // database, with a fresh module cache.
@@ -185,7 +99,7 @@ func downloadSet(t *testing.T, proxy string) map[modVer]sums {
 	for _, m := range set {
 		args = append(args, m.String())
 	}
-	stdout, stderr, err := goRun(t, t.TempDir(), clientEnv(t, proxy), args...)
+	stdout, stderr, err := testenv.GoRun(t, t.TempDir(), clientEnv(t, proxy), args...)
 	got := map[modVer]sums{}
 	dec := json.NewDecoder(strings.NewReader(stdout))
 	for {
@@ -293,7 +207,7 @@ func escaped(t *testing.T, path string) string {
 // goListVersions runs `go list -m -json -versions path` through proxy.
 func goListVersions(t *testing.T, proxy, path string) []string {
 	t.Helper()
-	stdout, stderr, err := goRun(t, t.TempDir(), clientEnv(t, proxy), "list", "-m", "-json", "-versions", path)
+	stdout, stderr, err := testenv.GoRun(t, t.TempDir(), clientEnv(t, proxy), "list", "-m", "-json", "-versions", path)
 	if err != nil {
 		t.Fatalf("go list -m -versions %s: %v\nstderr:\n%s", path, err, stderr)
 	}
@@ -380,7 +294,7 @@ func TestRealUpstream(t *testing.T) {
 		t.Skip("talks to the real upstream proxy; skipped in -short mode")
 	}
 	start := time.Now()
-	upstream := findUpstream(t)
+	upstream := testenv.RealUpstream(t)
 	dataDir := t.TempDir()
 
 	// Every modgate started here, so that a failure shows all their logs.
@@ -511,7 +425,7 @@ func TestRealUpstream(t *testing.T) {
 				t.Logf("GET %s -> %d %s", suffix, status, strings.TrimSpace(body))
 			}
 			// And the go command shows that reason to the developer.
-			_, stderr, err := goRun(t, t.TempDir(), clientEnv(t, p.URL), "mod", "download", uncached.String())
+			_, stderr, err := testenv.GoRun(t, t.TempDir(), clientEnv(t, p.URL), "mod", "download", uncached.String())
 			if err == nil {
 				t.Errorf("go mod download %s succeeded with the upstream down", uncached)
 			} else if !strings.Contains(stderr, dead) {
@@ -576,7 +490,7 @@ func main() {
 			gopath := t.TempDir()
 			env := append(testenv.GoEnv(gopath, p.URL), "GOSUMDB=off", "GOWORK=off")
 			before := upstreamFetches(t, p)
-			if _, stderr, err := goRun(t, dir, env, "mod", "tidy"); err != nil {
+			if _, stderr, err := testenv.GoRun(t, dir, env, "mod", "tidy"); err != nil {
 				t.Fatalf("go mod tidy through modgate: %v\n%s", err, stderr)
 			}
 			after := upstreamFetches(t, p)
@@ -608,10 +522,10 @@ func main() {
 
 			// Offline from now on: the module cache and go.sum are enough.
 			offline := append(testenv.GoEnv(gopath, "off"), "GOSUMDB=off", "GOWORK=off", "GOFLAGS=-mod=mod -modcacherw")
-			if _, stderr, err := goRun(t, dir, offline, "build", "./..."); err != nil {
+			if _, stderr, err := testenv.GoRun(t, dir, offline, "build", "./..."); err != nil {
 				t.Fatalf("go build ./... offline: %v\n%s", err, stderr)
 			}
-			stdout, stderr, err := goRun(t, dir, offline, "run", ".")
+			stdout, stderr, err := testenv.GoRun(t, dir, offline, "run", ".")
 			if err != nil {
 				t.Fatalf("go run . offline: %v\n%s", err, stderr)
 			}

@@ -162,17 +162,17 @@ func TestPrivateLookupsNeverLeave(t *testing.T) {
 	// its only proxy (and so also the database's proxy).
 	home := t.TempDir()
 	env := append(testenv.GoEnv(home, p.URL), "GOSUMDB="+vkey)
-	_, out, err := goRun(t, home, env, "mod", "download", "example.com/a@v1.0.0")
+	_, out, err := testenv.GoRun(t, home, env, "mod", "download", "example.com/a@v1.0.0")
 	if err != nil {
 		t.Fatalf("go mod download of a public fixture: %v\n%s", err, out)
 	}
-	_, out, err = goRun(t, home, env, "mod", "download", "corp.example.com/secret@v1.0.0")
+	_, out, err = testenv.GoRun(t, home, env, "mod", "download", "corp.example.com/secret@v1.0.0")
 	if err == nil {
 		t.Errorf("go mod download of a private module without GONOSUMDB succeeded:\n%s", out)
 	} else if !strings.Contains(out, "403") || !strings.Contains(out, "GONOSUMDB") {
 		t.Errorf("the go command does not show modgate's reason:\n%s", out)
 	}
-	_, out, err = goRun(t, home, append(env, "GONOSUMDB=corp.example.com"), "mod", "download", "corp.example.com/secret@v1.0.0")
+	_, out, err = testenv.GoRun(t, home, append(env, "GONOSUMDB=corp.example.com"), "mod", "download", "corp.example.com/secret@v1.0.0")
 	if err != nil {
 		t.Errorf("go mod download of a private module with GONOSUMDB: %v\n%s", err, out)
 	}

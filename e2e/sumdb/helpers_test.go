@@ -2,14 +2,12 @@ package sumdbe2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -26,10 +24,7 @@ import (
 	"github.com/modgate/modgate/internal/testenv"
 )
 
-const (
-	goTimeout   = 5 * time.Minute
-	httpTimeout = 2 * time.Minute // a cold fetch through a real upstream
-)
+const httpTimeout = 2 * time.Minute // a cold fetch through a real upstream
 
 var httpClient = &http.Client{Timeout: httpTimeout}
 
@@ -141,27 +136,6 @@ func verifications(t *testing.T, p *testenv.Proc, result string) float64 {
 
 func securityErrors(t *testing.T, p *testenv.Proc) float64 {
 	return metric(t, p, "modgate_sumdb_security_errors_total", "")
-}
-
-// goRun runs the go command with a timeout and returns its standard output
-// and error separately (-json output must not be mixed with messages).
-func goRun(t *testing.T, dir string, env []string, args ...string) (stdout, stderr string, err error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), goTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = dir
-	cmd.Env = env
-	cmd.WaitDelay = 10 * time.Second
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	start := time.Now()
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		err = fmt.Errorf("timed out after %v: %w", goTimeout, err)
-	}
-	t.Logf("go %s: err=%v (%.1fs)", strings.Join(args, " "), err, time.Since(start).Seconds())
-	return o.String(), e.String(), err
 }
 
 // treeSize returns the record count of a stored signed tree head, without

@@ -3,10 +3,8 @@ package sumdbe2e
 import (
 	"archive/zip"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/dirhash"
@@ -51,49 +48,6 @@ var (
 	tamperedGoMod = module.Version{Path: "github.com/pmezard/go-difflib", Version: "v1.0.0"}
 )
 
-// skipOrFatal skips the test, or fails it when CI=true.
-func skipOrFatal(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and the real-upstream test cannot run: %s", msg)
-	}
-	t.Skipf("skipping real-upstream test: %s", msg)
-}
-
-// findUpstream returns the first http(s) entry of `go env GOPROXY` once it
-// has answered, within 15s, that it proxies the default checksum database.
-func findUpstream(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "env", "GOPROXY").Output()
-	if err != nil {
-		skipOrFatal(t, "`go env GOPROXY` failed: %v", err)
-	}
-	var up string
-	for _, e := range strings.FieldsFunc(strings.TrimSpace(string(out)), func(r rune) bool { return r == ',' || r == '|' }) {
-		if strings.HasPrefix(e, "https://") || strings.HasPrefix(e, "http://") {
-			up = strings.TrimRight(e, "/")
-			break
-		}
-	}
-	if up == "" {
-		skipOrFatal(t, "`go env GOPROXY` = %q has no http(s) proxy", strings.TrimSpace(string(out)))
-	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, up+"/sumdb/"+defaultDB+"/supported", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		skipOrFatal(t, "the upstream proxy (first http(s) entry of `go env GOPROXY`) did not answer within 15s: %v", err)
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<10))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		skipOrFatal(t, "the upstream proxy answers %d for /sumdb/%s/supported: it does not proxy the checksum database", resp.StatusCode, defaultDB)
-	}
-	return up
-}
-
 // checkGoEnv checks that the go command runs with its default checksum
 // database and nothing exempt from it.
 func checkGoEnv(t *testing.T, dir string, env []string, proxy string) {
@@ -105,7 +59,7 @@ func checkGoEnv(t *testing.T, dir string, env []string, proxy string) {
 			}
 		}
 	}
-	out, _, err := goRun(t, dir, env, "env", "GOSUMDB", "GONOSUMDB", "GOPROXY")
+	out, _, err := testenv.GoRun(t, dir, env, "env", "GOSUMDB", "GONOSUMDB", "GOPROXY")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +80,7 @@ func goDownload(t *testing.T, dir string, env []string, mods ...module.Version) 
 	for _, m := range mods {
 		args = append(args, m.String())
 	}
-	stdout, stderr, err := goRun(t, dir, env, args...)
+	stdout, stderr, err := testenv.GoRun(t, dir, env, args...)
 	if err != nil {
 		t.Fatalf("go mod download: %v\n%s\n%s", err, stdout, stderr)
 	}
@@ -175,7 +129,7 @@ func main() {
 // verifies them (and proxies the database to it); restarted on the same
 // storage, modgate keeps its tree and verifies a new module.
 func TestRealUpstreamVerified(t *testing.T) {
-	real := findUpstream(t)
+	real := testenv.RealUpstream(t)
 	dataDir := t.TempDir()
 	args := []string{"--data-dir", dataDir, "--upstream", real, "--sumdb", defaultDB}
 	p := start(t, args...)
@@ -204,7 +158,7 @@ func TestRealUpstreamVerified(t *testing.T) {
 		}
 	}
 	for _, a := range [][]string{{"mod", "tidy"}, {"build", "-o", "app.bin", "."}, {"mod", "verify"}} {
-		stdout, stderr, err := goRun(t, app, env, a...)
+		stdout, stderr, err := testenv.GoRun(t, app, env, a...)
 		if err != nil {
 			t.Fatalf("go %s: %v\n%s%s", strings.Join(a, " "), err, stdout, stderr)
 		}
@@ -499,7 +453,7 @@ func (tp *tamperProxy) tamperGoMod(t *testing.T, m module.Version) (realH1, serv
 // checksum database) fails showing it. Lookups of --nosumdb paths never
 // reach the upstream.
 func TestTamperingUpstream(t *testing.T) {
-	real := findUpstream(t)
+	real := testenv.RealUpstream(t)
 	runTampering(t, tamperSetup{
 		upstream: real,
 		sumdb:    defaultDB,
@@ -558,7 +512,7 @@ func runTampering(t *testing.T, s tamperSetup) {
 			}
 
 			// The go command, which trusts modgate alone, fails and says why.
-			stdout, stderr, err := goRun(t, home, env, "mod", "download", tc.m.String())
+			stdout, stderr, err := testenv.GoRun(t, home, env, "mod", "download", tc.m.String())
 			out := stdout + stderr
 			if err == nil {
 				t.Fatalf("go mod download of a tampered %s succeeded:\n%s", tc.name, out)
