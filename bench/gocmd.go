@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// upstreamFromGoEnv returns the http(s) entries of `go env GOPROXY` in
+// GOPROXY syntax: what modgate fetches from, and what the direct baseline
+// downloads from. The host is never written into this program.
+func upstreamFromGoEnv() (string, error) {
+	out, err := exec.Command("go", "env", "GOPROXY").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOPROXY: %w", err)
+	}
+	var kept []string
+	for _, entry := range strings.FieldsFunc(strings.TrimSpace(string(out)), func(r rune) bool { return r == ',' || r == '|' }) {
+		entry = strings.TrimSpace(entry)
+		if strings.HasPrefix(entry, "http://") || strings.HasPrefix(entry, "https://") {
+			kept = append(kept, entry)
+		}
+	}
+	if len(kept) == 0 {
+		return "", fmt.Errorf("go env GOPROXY has no http(s) proxy entry")
+	}
+	return strings.Join(kept, ","), nil
+}
+
+// reachable reports whether the first upstream answers an HTTP request
+// within a few seconds (any status will do).
+func reachable(upstream string) error {
+	first, _, _ := strings.Cut(upstream, ",")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(first, "/")+"/golang.org/x/mod/@v/list", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// goEnv is the environment of a go command that downloads through goproxy
+// into a fresh module cache under gopath, checking no checksum database and
+// touching nothing outside.
+func goEnv(gopath, goproxy string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "GOPROXY", "GOSUMDB", "GONOSUMDB", "GONOSUMCHECK", "GOPRIVATE", "GONOPROXY", "GOFLAGS",
+			"GOPATH", "GOMODCACHE", "GOTOOLCHAIN", "GO111MODULE", "GOINSECURE", "GOENV", "GOWORK":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env,
+		"GOPROXY="+goproxy,
+		"GOSUMDB=off",
+		"GOFLAGS=-modcacherw",
+		"GOPATH="+gopath,
+		"GOMODCACHE="+filepath.Join(gopath, "pkg", "mod"),
+		"GOTOOLCHAIN=local",
+		"GOENV=off",
+		"GOWORK=off",
+		"GO111MODULE=on",
+	)
+}
+
+// download is one timed `go mod download` of the module set.
+type download struct {
+	dir     string // holds the main module and the fresh GOPATH
+	elapsed time.Duration
+	note    string // what the proxy said about the run, if anything
+}
+
+// modCache returns the module cache of the run.
+func (d *download) modCache() string { return filepath.Join(d.dir, "gopath", "pkg", "mod") }
+
+// remove deletes the run's files (the module cache is writable: -modcacherw).
+func (d *download) remove() { os.RemoveAll(d.dir) }
+
+// goModDownload runs `go mod download` for the first n modules through
+// goproxy, with a fresh main module and a fresh module cache in a new
+// directory under parent. Only the go command is timed.
+func goModDownload(parent, goproxy string, n int) (*download, error) {
+	dir, err := os.MkdirTemp(parent, "run-")
+	if err != nil {
+		return nil, err
+	}
+	d := &download{dir: dir}
+	mainDir := filepath.Join(dir, "main")
+	if err := os.MkdirAll(mainDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(mainDir, "go.mod"), []byte(goModFor(n)), 0o644); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "mod", "download")
+	cmd.Dir = mainDir
+	cmd.Env = goEnv(filepath.Join(dir, "gopath"), goproxy)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	d.elapsed = time.Since(start)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("timed out after 10m")
+		}
+		return d, fmt.Errorf("go mod download (GOPROXY=%s): %v\n%s", redact(goproxy), err, out)
+	}
+	return d, nil
+}
+
+// redact hides the host of a remote proxy in messages (a local one is shown).
+func redact(goproxy string) string {
+	if strings.Contains(goproxy, "127.0.0.1") || strings.HasPrefix(goproxy, "file://") {
+		return goproxy
+	}
+	return "<upstream>"
+}
