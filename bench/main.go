@@ -48,7 +48,11 @@
 //
 // modgate runs with its defaults otherwise, so the cold part includes its
 // checksum database verification of every fetched go.mod and zip (through
-// the upstream), while the go command runs with GOSUMDB=off. The fixture
+// the upstream). In the cold part the go command verifies too, with its
+// default GOSUMDB, as a developer would: straight against the upstream it
+// reaches the database through the upstream's /sumdb/, through modgate
+// through modgate's. In the warm part it runs with GOSUMDB=off, since a
+// file:// proxy cannot serve the database. The fixture
 // modules of rps and rss are passed as --nosumdb example.com/bench, as
 // private modules would be.
 //
@@ -309,7 +313,7 @@ func (b *bench) cleanup() {
 // done -direct-runs times (once by default) so as not to load the upstream.
 func (b *bench) cold() error {
 	n := b.cfg.modules
-	fmt.Printf("\n== cold: go mod download of %d modules (GOSUMDB=off, fresh GOMODCACHE each run)\n", n)
+	fmt.Printf("\n== cold: go mod download of %d modules (default GOSUMDB through the proxy, fresh GOMODCACHE each run)\n", n)
 	dl, err := b.clientParent("cold")
 	if err != nil {
 		return err
@@ -318,7 +322,7 @@ func (b *bench) cold() error {
 	for i := range max(b.cfg.runs, b.cfg.directRuns) {
 		if i < b.cfg.runs {
 			data := filepath.Join(b.work, fmt.Sprintf("cold-data-%d", i))
-			d, err := b.modgateDownload(data, fmt.Sprintf("cold-%d", i))
+			d, err := b.modgateDownload(data, fmt.Sprintf("cold-%d", i), true)
 			if err != nil {
 				return err
 			}
@@ -329,7 +333,7 @@ func (b *bench) cold() error {
 			}
 		}
 		if i < b.cfg.directRuns {
-			d, err := goModDownload(dl, b.upstream, n)
+			d, err := goModDownload(dl, b.upstream, n, true)
 			if err != nil {
 				return err
 			}
@@ -354,7 +358,7 @@ func (b *bench) cold() error {
 
 // modgateDownload starts modgate on data and times one go mod download
 // through it.
-func (b *bench) modgateDownload(data, name string) (*download, error) {
+func (b *bench) modgateDownload(data, name string, verify bool) (*download, error) {
 	p, err := startModgate(b.bin, data, b.upstream, filepath.Join(b.work, "modgate-"+name+".log"), b.modgateArgs...)
 	if err != nil {
 		return nil, err
@@ -364,7 +368,7 @@ func (b *bench) modgateDownload(data, name string) (*download, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := goModDownload(dl, p.URL, b.cfg.modules)
+	d, err := goModDownload(dl, p.URL, b.cfg.modules, verify)
 	if err == nil {
 		d.note = fmt.Sprintf("modgate made %d upstream fetches, %d checksum database verifications",
 			upstreamFetches(p.URL), metricSum(p.URL, "modgate_sumdb_verifications_total"))
@@ -393,10 +397,10 @@ func (b *bench) keepForWarm(d *download, data string) error {
 // proxy of the same files, interleaved.
 func (b *bench) warm() error {
 	n := b.cfg.modules
-	fmt.Printf("\n== warm: go mod download of %d modules, fresh GOMODCACHE each run\n", n)
+	fmt.Printf("\n== warm: go mod download of %d modules (GOSUMDB=off: a file:// proxy cannot serve it), fresh GOMODCACHE each run\n", n)
 	if b.warmData == "" {
 		data := filepath.Join(b.work, "warm-data")
-		d, err := b.modgateDownload(data, "fill")
+		d, err := b.modgateDownload(data, "fill", false)
 		if err != nil {
 			return err
 		}
@@ -433,7 +437,7 @@ func (b *bench) warm() error {
 	for i := range b.cfg.runs {
 		for j := range contenders {
 			c := &contenders[(i+j)%len(contenders)] // rotate who goes first
-			d, err := goModDownload(dl, c.goproxy, n)
+			d, err := goModDownload(dl, c.goproxy, n, false)
 			if err != nil {
 				return err
 			}
