@@ -49,6 +49,12 @@ type Verifier interface {
 	Verify(ctx context.Context, path, version string, gomod bool, h1 string) error
 }
 
+// prefetcher is implemented by verifiers that can start their work for a
+// version before its files have arrived.
+type prefetcher interface {
+	Prefetch(path, version string)
+}
+
 // Modules is the module cache.
 type Modules struct {
 	cfg    Config

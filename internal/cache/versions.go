@@ -29,8 +29,11 @@ func IsCanonical(path, version string) bool {
 // Info returns the .info of a canonical version, or resolves a query
 // (branch, commit prefix, non-canonical semver) to one. Canonical answers
 // are immutable objects; query answers are cached with the list TTL.
+//
+// The caller has checked that a canonical query suits the path
+// (module.Check), as the HTTP layer does once per request.
 func (m *Modules) Info(ctx context.Context, path, query string) (info []byte, immutable *Object, err error) {
-	if IsCanonical(path, query) {
+	if module.CanonicalVersion(query) == query {
 		obj, err := m.immutable(ctx, path, query, "info", func(fctx context.Context, key string) error {
 			data, err := m.cfg.Source.Info(fctx, path, query)
 			if err != nil {
@@ -181,6 +184,9 @@ func (m *Modules) immutable(ctx context.Context, path, version, ext string, fetc
 		// Another flight may have stored it between our miss and this flight.
 		if _, err := m.cfg.Store.Stat(fctx, key); err == nil {
 			return nil, nil
+		}
+		if p, ok := m.cfg.Verifier.(prefetcher); ok {
+			p.Prefetch(path, version)
 		}
 		start := time.Now()
 		err := fetch(fctx, key)

@@ -10,17 +10,29 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/modgate/modgate/internal/metrics"
 )
 
-type loggerKey struct{}
+type requestKey struct{}
+
+// requestInfo is what the middleware puts in a request's context. The
+// request-scoped logger is built only when something logs: most requests
+// log nothing, and building it costs more than serving a small file.
+type requestInfo struct {
+	id   string
+	base *slog.Logger
+}
 
 // logger returns the request's logger, which carries its request id.
 func logger(r *http.Request) *slog.Logger {
-	if l, ok := r.Context().Value(loggerKey{}).(*slog.Logger); ok {
-		return l
+	if ri, ok := r.Context().Value(requestKey{}).(*requestInfo); ok {
+		return ri.base.With("request_id", ri.id)
 	}
 	return slog.Default()
 }
@@ -47,6 +59,52 @@ func Endpoint(path string) string {
 	return "other"
 }
 
+// endpointMetrics are one endpoint's collectors, resolved once instead of
+// by label lookups on every request.
+type endpointMetrics struct {
+	duration prometheus.Observer
+	bytes    prometheus.Counter
+	codes    sync.Map // status code (int) -> prometheus.Counter
+}
+
+var endpoints = func() map[string]*endpointMetrics {
+	m := map[string]*endpointMetrics{}
+	for _, e := range []string{"sumdb", "ops", "latest", "list", "info", "mod", "zip", "other", "invalid"} {
+		m[e] = &endpointMetrics{
+			duration: metrics.RequestDuration.WithLabelValues(e),
+			bytes:    metrics.BytesServed.WithLabelValues(e),
+		}
+	}
+	return m
+}()
+
+func (em *endpointMetrics) observe(endpoint string, status int, bytes int64, elapsed time.Duration) {
+	c, ok := em.codes.Load(status)
+	if !ok {
+		c, _ = em.codes.LoadOrStore(status, metrics.Requests.WithLabelValues(endpoint, strconv.Itoa(status)))
+	}
+	c.(prometheus.Counter).Inc()
+	em.duration.Observe(elapsed.Seconds())
+	em.bytes.Add(float64(bytes))
+}
+
+// Request ids are a per-process random prefix and a counter: unique, cheap,
+// and easy to grep for.
+var (
+	idPrefix  = newIDPrefix()
+	idCounter atomic.Uint64
+)
+
+func newIDPrefix() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func newRequestID() string {
+	return idPrefix + "-" + strconv.FormatUint(idCounter.Add(1), 36)
+}
+
 // Instrument wraps next with a request id, a request-scoped logger,
 // metrics, panic recovery and a debug-level access log line.
 func Instrument(base *slog.Logger, next http.Handler) http.Handler {
@@ -56,8 +114,8 @@ func Instrument(base *slog.Logger, next http.Handler) http.Handler {
 		if id == "" || len(id) > 64 {
 			id = newRequestID()
 		}
-		log := base.With("request_id", id)
-		r = r.WithContext(context.WithValue(r.Context(), loggerKey{}, log))
+		ri := &requestInfo{id: id, base: base}
+		r = r.WithContext(context.WithValue(r.Context(), requestKey{}, ri))
 		rw := &responseWriter{ResponseWriter: w, status: http.StatusOK}
 		rw.Header().Set("X-Request-Id", id)
 		endpoint := Endpoint(r.URL.Path)
@@ -66,25 +124,27 @@ func Instrument(base *slog.Logger, next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				log.Error("panic serving request", "path", r.URL.Path, "panic", p)
+				logger(r).Error("panic serving request", "path", r.URL.Path, "panic", p)
 				if !rw.wroteHeader {
 					WriteError(rw, r, http.StatusInternalServerError, "internal error in modgate; the operator should check its logs")
 				}
 			}
 			elapsed := time.Since(start)
-			metrics.Requests.WithLabelValues(endpoint, strconv.Itoa(rw.status)).Inc()
-			metrics.RequestDuration.WithLabelValues(endpoint).Observe(elapsed.Seconds())
-			metrics.BytesServed.WithLabelValues(endpoint).Add(float64(rw.bytes))
+			endpoints[endpoint].observe(endpoint, rw.status, rw.bytes, elapsed)
 			level := slog.LevelDebug
 			if rw.status >= 500 {
 				level = slog.LevelWarn
 			}
-			log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
-				"status", rw.status, "bytes", rw.bytes, "seconds", elapsed.Seconds())
+			if base.Enabled(r.Context(), level) {
+				logger(r).Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
+					"status", rw.status, "bytes", rw.bytes, "seconds", elapsed.Seconds())
+			}
 		}()
+		// A path that net/http would "clean" with a redirect (dot elements,
+		// double slashes) is not a module proxy request: answer it here with
+		// a one-line reason instead of an HTML redirect.
 		if uncleanPath(r.URL.Path) {
-			// net/http's ServeMux would answer with an HTML redirect to the
-			// cleaned path; the protocol's answer is a one-line error.
+			endpoint = "invalid"
 			WriteError(rw, r, http.StatusBadRequest, fmt.Sprintf("not a clean URL path: %q (empty, \".\" or \"..\" elements)", r.URL.Path))
 			return
 		}
@@ -98,18 +158,14 @@ func uncleanPath(p string) bool {
 	if strings.Contains(p, "//") {
 		return true
 	}
-	for _, elem := range strings.Split(p, "/") {
+	for p != "" {
+		var elem string
+		elem, p, _ = strings.Cut(p, "/")
 		if elem == "." || elem == ".." {
 			return true
 		}
 	}
 	return false
-}
-
-func newRequestID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // responseWriter records the status and body size. It implements

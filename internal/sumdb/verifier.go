@@ -69,6 +69,31 @@ type Verifier struct {
 
 	secMu  sync.Mutex
 	secMsg string // first security error seen, for /readyz
+
+	prefetching chan struct{} // bounds background lookups
+}
+
+// maxPrefetches bounds the lookups Prefetch runs at once; past it, a
+// prefetch is simply not started and the verification asks itself.
+const maxPrefetches = 16
+
+// Prefetch starts the database lookup for path@version in the background.
+// The go.mod and zip of a version share one record, and the go command asks
+// for .info or .mod before the zip, so starting the lookup on the first miss
+// lets it run while the files download instead of after.
+func (v *Verifier) Prefetch(path, version string) {
+	if v.Skips(path) || v.SecurityProblem() != "" {
+		return
+	}
+	select {
+	case v.prefetching <- struct{}{}:
+	default:
+		return
+	}
+	go func() {
+		defer func() { <-v.prefetching }()
+		v.lookup(path, version) // the client keeps the answer for Verify
+	}()
 }
 
 // Config wires a Verifier.
@@ -87,7 +112,7 @@ func NewVerifier(cfg Config) *Verifier {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	v := &Verifier{db: cfg.DB, skip: cfg.NoSumDB, log: cfg.Logger}
+	v := &Verifier{db: cfg.DB, skip: cfg.NoSumDB, log: cfg.Logger, prefetching: make(chan struct{}, maxPrefetches)}
 	v.ops = &clientOps{db: cfg.DB, store: cfg.Store, remote: cfg.Remote, v: v}
 	v.client.Store(v.newClient())
 	return v

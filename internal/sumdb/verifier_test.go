@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -352,5 +353,42 @@ func TestForkAttemptLeavesStateUsable(t *testing.T) {
 	}
 	if c.SecurityProblem() != "" {
 		t.Errorf("SecurityProblem() = %q on the honest database", c.SecurityProblem())
+	}
+}
+
+func TestPrefetchLetsVerifySkipTheDatabase(t *testing.T) {
+	skey, vkey := testKeys(t)
+	db := newTestDB(t, skey, vkey, standardRecords())
+	v := newTestVerifier(t, db, newDisk(t), "corp.example.com")
+	ctx := context.Background()
+
+	v.Prefetch(modX, "v1.0.0")
+	v.Prefetch("corp.example.com/secret", "v1.0.0") // skipped: never asked
+	deadline := time.Now().Add(5 * time.Second)
+	for db.count("/lookup/") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the prefetch never reached the database")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Wait for the prefetch to finish (the client then holds the record).
+	for len(v.prefetching) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the prefetch did not finish")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	before := db.total()
+	if err := v.Verify(ctx, modX, "v1.0.0", true, fakeH1(modX+" mod")); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Verify(ctx, modX, "v1.0.0", false, fakeH1(modX+" zip")); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.total() - before; n != 0 {
+		t.Fatalf("verification after a prefetch made %d more requests: %v", n, db.requests())
+	}
+	if n := db.count("corp.example.com"); n != 0 {
+		t.Fatalf("a --nosumdb path was prefetched: %v", db.requests())
 	}
 }
