@@ -322,7 +322,7 @@ func (b *bench) cold() error {
 	for i := range max(b.cfg.runs, b.cfg.directRuns) {
 		if i < b.cfg.runs {
 			data := filepath.Join(b.work, fmt.Sprintf("cold-data-%d", i))
-			d, err := b.modgateDownload(data, fmt.Sprintf("cold-%d", i), true)
+			d, err := b.modgateDownload(data, fmt.Sprintf("cold-%d", i), b.modgateVerifies())
 			if err != nil {
 				return err
 			}
@@ -611,6 +611,20 @@ func (b *bench) rss() error {
 // are private (not in any checksum database), as GONOSUMDB would say.
 func (b *bench) fixtureArgs() []string {
 	return append([]string{"--nosumdb", "example.com/bench"}, b.modgateArgs...)
+}
+
+// modgateVerifies reports whether the modgates started proxy the checksum
+// database; with "--sumdb off" they do not, and their clients cannot verify.
+func (b *bench) modgateVerifies() bool {
+	for i, a := range b.modgateArgs {
+		if (a == "--sumdb" || a == "-sumdb") && i+1 < len(b.modgateArgs) && b.modgateArgs[i+1] == "off" {
+			return false
+		}
+		if a == "--sumdb=off" || a == "-sumdb=off" {
+			return false
+		}
+	}
+	return true
 }
 
 // clientParent returns a new directory for go command runs: under
