@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 // TestBadRequests sends malformed paths, versions and methods, exactly as
@@ -77,7 +79,7 @@ func TestBadRequests(t *testing.T) {
 func TestLyingUpstream(t *testing.T) {
 	e := newStdEnv(t)
 	const path, version = "example.com/m", "v1.0.0"
-	otherZip := makeZip(t, "example.com/other", version, map[string]string{"go.mod": "module example.com/other\n", "o.go": "package other\n"})
+	otherZip := testenv.MakeZip(t, "example.com/other", version, map[string]string{"go.mod": "module example.com/other\n", "o.go": "package other\n"})
 	goodZip := e.fixture(path, version, "zip")
 	for _, tc := range []struct {
 		name, ext string

@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +22,6 @@ import (
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
 	"golang.org/x/mod/sumdb/dirhash"
-	modzip "golang.org/x/mod/zip"
 
 	"github.com/modgate/modgate/internal/testenv"
 )
@@ -77,53 +75,15 @@ func addIncompatible(t testing.TB, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var zbuf bytes.Buffer
-	files := []modzip.File{memFile{"inc.go", "package inc\n\n// Version is the fixture version.\nconst Version = \"" + incompat + "\"\n"}}
-	if err := modzip.Create(&zbuf, module.Version{Path: path, Version: incompat}, files); err != nil {
-		t.Fatal(err)
-	}
+	zip := testenv.MakeZip(t, path, incompat, map[string]string{"inc.go": "package inc\n\n// Version is the fixture version.\nconst Version = \"" + incompat + "\"\n"})
 	info := fmt.Sprintf(`{"Version":%q,"Time":"2024-01-02T03:04:05Z"}`, incompat)
 	mustWrite(t, filepath.Join(vdir, ev+".info"), []byte(info))
 	mustWrite(t, filepath.Join(vdir, ev+".mod"), []byte("module "+path+"\n"))
-	mustWrite(t, filepath.Join(vdir, ev+".zip"), zbuf.Bytes())
+	mustWrite(t, filepath.Join(vdir, ev+".zip"), zip)
 	list, _ := os.ReadFile(filepath.Join(vdir, "list"))
 	versions := append(strings.Fields(string(list)), incompat)
 	semver.Sort(versions)
 	mustWrite(t, filepath.Join(vdir, "list"), []byte(strings.Join(versions, "\n")+"\n"))
-}
-
-type memFile struct{ name, data string }
-
-func (f memFile) Path() string                 { return f.name }
-func (f memFile) Lstat() (os.FileInfo, error)  { return memInfo(f), nil }
-func (f memFile) Open() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(f.data)), nil }
-
-type memInfo memFile
-
-func (i memInfo) Name() string       { return filepath.Base(i.name) }
-func (i memInfo) Size() int64        { return int64(len(i.data)) }
-func (i memInfo) Mode() os.FileMode  { return 0o644 }
-func (i memInfo) ModTime() time.Time { return time.Time{} }
-func (i memInfo) IsDir() bool        { return false }
-func (i memInfo) Sys() any           { return nil }
-
-// makeZip builds a module zip in memory.
-func makeZip(t testing.TB, path, version string, files map[string]string) []byte {
-	t.Helper()
-	var names []string
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var mf []modzip.File
-	for _, n := range names {
-		mf = append(mf, memFile{n, files[n]})
-	}
-	var buf bytes.Buffer
-	if err := modzip.Create(&buf, module.Version{Path: path, Version: version}, mf); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 func mustWrite(t testing.TB, name string, data []byte) {

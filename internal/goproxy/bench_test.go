@@ -204,9 +204,11 @@ func BenchmarkWarmMod(b *testing.B)      { benchWarm(b, benchSmall, "mod") }
 func BenchmarkWarmZipSmall(b *testing.B) { benchWarm(b, benchSmall, "zip") }
 func BenchmarkWarmZipLarge(b *testing.B) { benchWarm(b, benchLarge, "zip") }
 
-// BenchmarkFileServerInfo serves the same .info file with http.FileServer
-// straight from the fixture tree: the cost of serving a small file at all.
-func BenchmarkFileServerInfo(b *testing.B) {
+// newFileServerInfo serves the fixture's small .info file with
+// http.FileServer straight from a copy of it: the cost of serving a small
+// file at all. It returns a client with conns idle connections, the URL and
+// the file's size.
+func newFileServerInfo(b *testing.B, conns int) (*http.Client, string, int64) {
 	files := benchFixture(b)
 	dir := b.TempDir()
 	rel := benchSmall + "/@v/" + benchVer + ".info"
@@ -219,11 +221,16 @@ func BenchmarkFileServerInfo(b *testing.B) {
 	}
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	b.Cleanup(srv.Close)
-	tr := &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}
+	tr := &http.Transport{MaxIdleConnsPerHost: conns, DisableCompression: true}
 	b.Cleanup(tr.CloseIdleConnections)
 	client := &http.Client{Transport: tr}
 	url := srv.URL + "/" + rel
-	size := get(b, client, url, int64(len(files[rel])))
+	return client, url, get(b, client, url, int64(len(files[rel])))
+}
+
+// BenchmarkFileServerInfo is BenchmarkWarmInfo's baseline.
+func BenchmarkFileServerInfo(b *testing.B) {
+	client, url, size := newFileServerInfo(b, 4)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -249,23 +256,7 @@ func BenchmarkWarmInfoParallel(b *testing.B) {
 }
 
 func BenchmarkFileServerInfoParallel(b *testing.B) {
-	files := benchFixture(b)
-	dir := b.TempDir()
-	rel := benchSmall + "/@v/" + benchVer + ".info"
-	p := filepath.Join(dir, filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(p, files[rel], 0o644); err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
-	b.Cleanup(srv.Close)
-	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
-	b.Cleanup(tr.CloseIdleConnections)
-	client := &http.Client{Transport: tr}
-	url := srv.URL + "/" + rel
-	size := get(b, client, url, int64(len(files[rel])))
+	client, url, size := newFileServerInfo(b, 64)
 	b.SetParallelism(16) // 16 clients per core
 	b.ReportAllocs()
 	b.ResetTimer()

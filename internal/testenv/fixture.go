@@ -72,11 +72,11 @@ func BuildTree(t testing.TB, dir string, mods []Module) {
 		}{m.Version, when})
 		write(t, filepath.Join(vdir, ev+".info"), info)
 		write(t, filepath.Join(vdir, ev+".mod"), []byte(m.GoMod()))
-		var zbuf bytes.Buffer
-		if err := modzip.Create(&zbuf, module.Version{Path: m.Path, Version: m.Version}, zipFiles(m)); err != nil {
-			t.Fatalf("zip %s@%s: %v", m.Path, m.Version, err)
+		files := map[string]string{"go.mod": m.GoMod()}
+		for name, content := range m.Files {
+			files[name] = content
 		}
-		write(t, filepath.Join(vdir, ev+".zip"), zbuf.Bytes())
+		write(t, filepath.Join(vdir, ev+".zip"), MakeZip(t, m.Path, m.Version, files))
 		if !module.IsPseudoVersion(m.Version) {
 			lists[vdir] = append(lists[vdir], m.Version)
 		} else if _, ok := lists[vdir]; !ok {
@@ -93,21 +93,24 @@ func BuildTree(t testing.TB, dir string, mods []Module) {
 	}
 }
 
-func zipFiles(m Module) []modzip.File {
-	files := map[string]string{"go.mod": m.GoMod()}
-	for name, content := range m.Files {
-		files[name] = content
-	}
+// MakeZip builds a module zip of exactly files (no go.mod is added: a
+// module without one, like a +incompatible version, is a valid zip too).
+func MakeZip(t testing.TB, path, version string, files map[string]string) []byte {
+	t.Helper()
 	names := make([]string, 0, len(files))
 	for name := range files {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	var out []modzip.File
+	var mf []modzip.File
 	for _, name := range names {
-		out = append(out, memFile{name: name, data: files[name]})
+		mf = append(mf, memFile{name: name, data: files[name]})
 	}
-	return out
+	var buf bytes.Buffer
+	if err := modzip.Create(&buf, module.Version{Path: path, Version: version}, mf); err != nil {
+		t.Fatalf("zip %s@%s: %v", path, version, err)
+	}
+	return buf.Bytes()
 }
 
 type memFile struct {
