@@ -10,11 +10,11 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/tlog"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/modgate/modgate/internal/store"
 )
@@ -35,7 +35,7 @@ type Proxy struct {
 	log       *slog.Logger
 	now       func() time.Time
 
-	latestMu sync.Mutex // one refresh of latest at a time
+	latestFlight singleflight.Group // one refresh of latest at a time
 }
 
 // NewProxy returns the database proxy. private may be nil.
@@ -161,24 +161,34 @@ func (p *Proxy) latest(ctx context.Context) ([]byte, error) {
 	if cached != nil && p.now().Sub(cached.Fetched) < p.latestTTL {
 		return cached.Body, nil
 	}
-	p.latestMu.Lock()
-	defer p.latestMu.Unlock()
-	if c, _ := p.readLatest(ctx, key); c != nil && p.now().Sub(c.Fetched) < p.latestTTL {
-		return c.Body, nil // refreshed while we waited
-	}
-	data, err := p.remote.Get(ctx, "/latest")
-	if err != nil {
-		if cached != nil {
-			p.log.Warn("checksum database unreachable; serving the last known tree", "err", err)
-			return cached.Body, nil
+	// One refresh for all waiting clients, detached from the first one's
+	// request so that its hanging up does not fail the others.
+	ch := p.latestFlight.DoChan("latest", func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		data, err := p.remote.Get(fctx, "/latest")
+		if err != nil {
+			return nil, err
 		}
-		return nil, err
+		enc, _ := json.Marshal(latestEntry{Fetched: p.now(), Body: data})
+		if err := p.store.Put(fctx, key, bytes.NewReader(enc)); err != nil {
+			p.log.Warn("cannot store checksum database latest", "err", err)
+		}
+		return data, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			if cached != nil {
+				p.log.Warn("checksum database unreachable; serving the last known tree", "err", r.Err)
+				return cached.Body, nil
+			}
+			return nil, r.Err
+		}
+		return r.Val.([]byte), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	enc, _ := json.Marshal(latestEntry{Fetched: p.now(), Body: data})
-	if err := p.store.Put(ctx, key, bytes.NewReader(enc)); err != nil {
-		p.log.Warn("cannot store checksum database latest", "err", err)
-	}
-	return data, nil
 }
 
 func (p *Proxy) readLatest(ctx context.Context, key string) (*latestEntry, error) {
