@@ -158,7 +158,7 @@ type testDB struct {
 	URL string
 
 	mu   sync.Mutex
-	reqs []string
+	reqs testenv.RequestLog
 }
 
 // newTestDB serves a database signed with skey whose records are the
@@ -169,7 +169,7 @@ func newTestDB(t *testing.T, skey string, gosum func(path, vers string) ([]byte,
 	srv := sumdb.NewServer(sumdb.NewTestServer(skey, gosum))
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		db.mu.Lock()
-		db.reqs = append(db.reqs, r.URL.Path)
+		db.reqs.Add(r.URL.Path)
 		db.mu.Unlock()
 		srv.ServeHTTP(w, r)
 	}))
@@ -179,21 +179,11 @@ func newTestDB(t *testing.T, skey string, gosum func(path, vers string) ([]byte,
 }
 
 func (db *testDB) count(substr string) int {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	n := 0
-	for _, p := range db.reqs {
-		if strings.Contains(p, substr) {
-			n++
-		}
-	}
-	return n
+	return db.reqs.Count(substr)
 }
 
 func (db *testDB) requests() []string {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	return append([]string(nil), db.reqs...)
+	return db.reqs.Paths()
 }
 
 // genKey returns a signer and verifier key for a database named name.

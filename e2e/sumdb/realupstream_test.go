@@ -254,7 +254,7 @@ type tamperProxy struct {
 
 	mu      sync.Mutex
 	entries map[string]*tamperEntry // by escaped URL path
-	reqs    []string
+	reqs    testenv.RequestLog
 }
 
 type tamperEntry struct {
@@ -267,7 +267,7 @@ func newTamperProxy(t *testing.T, real string) *tamperProxy {
 	tp := &tamperProxy{real: real, entries: map[string]*tamperEntry{}}
 	tp.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tp.mu.Lock()
-		tp.reqs = append(tp.reqs, r.URL.Path)
+		tp.reqs.Add(r.URL.Path)
 		tp.mu.Unlock()
 		if r.Method != http.MethodGet {
 			http.Error(w, "GET only", http.StatusMethodNotAllowed)
@@ -344,15 +344,7 @@ func (tp *tamperProxy) replace(t *testing.T, path string, modify func(real []byt
 
 // count returns how many requests had a path containing substr.
 func (tp *tamperProxy) count(substr string) int {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
-	n := 0
-	for _, p := range tp.reqs {
-		if strings.Contains(p, substr) {
-			n++
-		}
-	}
-	return n
+	return tp.reqs.Count(substr)
 }
 
 const tamperMark = "\n// tampered with by modgate's e2e test\n"

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/modgate/modgate/internal/metrics"
 	"github.com/modgate/modgate/internal/store"
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 // testDBName is the name of the in-process checksum databases.
@@ -66,7 +66,7 @@ type testDB struct {
 	mu   sync.Mutex
 	srv  *httptest.Server
 	addr string
-	reqs []string // request paths, in order
+	reqs testenv.RequestLog // request paths, in order
 }
 
 // newTestDB serves a database signed with skey whose records come from
@@ -86,7 +86,7 @@ func newTestDB(t testing.TB, skey, vkey string, recs records) *testDB {
 	srv := sumdb.NewServer(db.ops)
 	db.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		db.mu.Lock()
-		db.reqs = append(db.reqs, r.URL.Path)
+		db.reqs.Add(r.URL.Path)
 		db.mu.Unlock()
 		srv.ServeHTTP(w, r)
 	})
@@ -141,29 +141,17 @@ func (db *testDB) restart() {
 
 // count returns how many requests had a path containing substr.
 func (db *testDB) count(substr string) int {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	n := 0
-	for _, p := range db.reqs {
-		if strings.Contains(p, substr) {
-			n++
-		}
-	}
-	return n
+	return db.reqs.Count(substr)
 }
 
 // total returns how many requests reached the database.
 func (db *testDB) total() int {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	return len(db.reqs)
+	return db.reqs.Total()
 }
 
 // requests returns the request paths so far, for failure messages.
 func (db *testDB) requests() []string {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	return append([]string(nil), db.reqs...)
+	return db.reqs.Paths()
 }
 
 // get fetches path from the database directly (not through modgate).

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/mod/sumdb"
+
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 // proxyUpstream is a module proxy that either proxies the test database
@@ -21,7 +23,7 @@ type proxyUpstream struct {
 	broken    atomic.Bool // answer 503 to everything
 
 	mu   sync.Mutex
-	reqs []string
+	reqs testenv.RequestLog
 }
 
 func newProxyUpstream(t *testing.T, db *testDB, supported bool) *proxyUpstream {
@@ -34,7 +36,7 @@ func newProxyUpstream(t *testing.T, db *testDB, supported bool) *proxyUpstream {
 	prefix := "/sumdb/" + testDBName
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
-		u.reqs = append(u.reqs, r.URL.Path)
+		u.reqs.Add(r.URL.Path)
 		u.mu.Unlock()
 		if u.broken.Load() {
 			http.Error(w, "broken", http.StatusServiceUnavailable)
@@ -58,15 +60,7 @@ func newProxyUpstream(t *testing.T, db *testDB, supported bool) *proxyUpstream {
 }
 
 func (u *proxyUpstream) count(substr string) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	n := 0
-	for _, p := range u.reqs {
-		if strings.Contains(p, substr) {
-			n++
-		}
-	}
-	return n
+	return u.reqs.Count(substr)
 }
 
 func TestRemoteUsesSupportingUpstream(t *testing.T) {
