@@ -19,8 +19,6 @@ import (
 	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/goproxy"
 	"github.com/modgate/modgate/internal/metrics"
-	"github.com/modgate/modgate/internal/source"
-	"github.com/modgate/modgate/internal/store"
 )
 
 func serve(args []string) error {
@@ -31,37 +29,22 @@ func serve(args []string) error {
 	log := newLogger(cfg)
 	slog.SetDefault(log)
 
-	disk, err := store.NewDisk(cfg.DataDir)
-	if err != nil {
-		return fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
-	}
-	// Zips being fetched are checked in the disk store's staging directory:
-	// one rename stores them, and leftovers of a crash are cleaned with the rest.
-	scratch := disk.StagingDir()
-	client := source.NewHTTPClient()
-	chain, err := source.ParseList(cfg.Upstream, func(base string) source.Source {
-		return source.NewUpstream(base, client)
-	})
-	if err != nil {
-		return fmt.Errorf("%s: %w", cfg.Source("upstream"), err)
-	}
-	verifier, sumProxy, err := newChecksumDB(cfg, disk, chain, client, log)
+	b, err := newBackends(cfg, log)
 	if err != nil {
 		return err
 	}
-	var cacheVerifier cache.Verifier
-	if verifier != nil {
-		cacheVerifier = verifier
-	}
 	modules := cache.New(cache.Config{
-		Store:        disk,
-		Source:       chain,
-		ScratchDir:   scratch,
+		Store:  b.disk,
+		Source: b.chain,
+		// Zips being fetched are checked in the disk store's staging
+		// directory: one rename stores them, and leftovers of a crash are
+		// cleaned with the rest.
+		ScratchDir:   b.disk.StagingDir(),
 		ListTTL:      cfg.ListTTL,
 		NegativeTTL:  cfg.NegativeTTL,
 		FetchTimeout: cfg.FetchTimeout,
 		Logger:       log,
-		Verifier:     cacheVerifier,
+		Verifier:     b.cacheVerifier(),
 	})
 	defer modules.Close()
 
@@ -72,23 +55,23 @@ func serve(args []string) error {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
-		if err := disk.Ping(ctx); err != nil {
+		if err := b.disk.Ping(ctx); err != nil {
 			goproxy.WriteError(w, r, http.StatusServiceUnavailable, "storage not usable: "+err.Error())
 			return
 		}
-		if verifier == nil {
+		if b.verifier == nil {
 			fmt.Fprintln(w, "ready; WARNING: checksum verification is off (--sumdb off)")
 			return
 		}
-		if msg := verifier.SecurityProblem(); msg != "" {
+		if msg := b.verifier.SecurityProblem(); msg != "" {
 			goproxy.WriteError(w, r, http.StatusServiceUnavailable, "checksum database security error: "+msg)
 			return
 		}
-		fmt.Fprintln(w, "ready; verifying against checksum database", verifier.DB().Name)
+		fmt.Fprintln(w, "ready; verifying against checksum database", b.verifier.DB().Name)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
-	if sumProxy != nil {
-		mux.Handle("/sumdb/", sumProxy.Handler(goproxy.WriteError))
+	if b.sumProxy != nil {
+		mux.Handle("/sumdb/", b.sumProxy.Handler(goproxy.WriteError))
 	} else {
 		mux.HandleFunc("/sumdb/", func(w http.ResponseWriter, r *http.Request) {
 			goproxy.WriteError(w, r, http.StatusNotFound, "checksum database proxying is off (--sumdb off)")
@@ -118,7 +101,7 @@ func serve(args []string) error {
 		upstreamFrom = cfg.Source("upstream")
 	}
 	log.Info("modgate serving", "version", version, "addr", ln.Addr().String(), "scheme", scheme,
-		"data_dir", cfg.DataDir, "upstream", chain.String(), "upstream_from", upstreamFrom)
+		"data_dir", cfg.DataDir, "upstream", b.chain.String(), "upstream_from", upstreamFrom)
 	fmt.Fprintf(os.Stderr, "modgate: serving on %s://%s — clients: go env -w GOPROXY=%s://%s\n",
 		scheme, displayAddr(ln.Addr()), scheme, displayAddr(ln.Addr()))
 

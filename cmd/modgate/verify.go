@@ -16,7 +16,6 @@ import (
 	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/modcheck"
 	"github.com/modgate/modgate/internal/progress"
-	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/sumdb"
 )
@@ -54,22 +53,13 @@ func verify(args []string) error {
 		return errors.New("--sumdb off: there is no checksum database to verify against")
 	}
 	log := newLogger(cfg)
-	disk, err := store.NewDisk(cfg.DataDir)
-	if err != nil {
-		return fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
-	}
-	client := source.NewHTTPClient()
-	chain, err := source.ParseList(cfg.Upstream, func(base string) source.Source { return source.NewUpstream(base, client) })
-	if err != nil {
-		return fmt.Errorf("%s: %w", cfg.Source("upstream"), err)
-	}
-	v, _, err := newChecksumDB(cfg, disk, chain, client, log)
+	b, err := newBackends(cfg, log)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	sum, err := verifyStore(ctx, disk, v, quarantine, os.Stdout, progress.New(os.Stderr, "verifying"))
+	sum, err := verifyStore(ctx, b.disk, b.verifier, quarantine, os.Stdout, progress.New(os.Stderr, "verifying"))
 	fmt.Printf("%d files checked: %d verified, %d skipped (--nosumdb), %d mismatched, %d errors", sum.checked, sum.ok, sum.skipped, sum.mismatched, sum.errors)
 	if quarantine {
 		fmt.Printf(", %d quarantined", sum.quarantined)
