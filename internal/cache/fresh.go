@@ -52,16 +52,19 @@ func (m *Modules) fresh(ctx context.Context, kind, key string, fetch func(contex
 		}
 		if e.NotFound == "" {
 			metrics.CacheResults.WithLabelValues(kind, "stale").Inc()
-			m.background(func(bctx context.Context) {
-				// One refresh per key at a time, however many stale hits
-				// arrive while it runs.
-				_, err := m.waitFlight(bctx, "refresh:"+key, func(fctx context.Context) ([]byte, error) {
-					return m.refresh(fctx, kind, key, fetch)
+			// One background refresh per key at a time, however many stale
+			// hits arrive while it runs: later hits start nothing at all.
+			if _, busy := m.refreshing.LoadOrStore(key, struct{}{}); !busy {
+				m.background(func(bctx context.Context) {
+					defer m.refreshing.Delete(key)
+					_, err := m.waitFlight(bctx, "refresh:"+key, func(fctx context.Context) ([]byte, error) {
+						return m.refresh(fctx, kind, key, fetch)
+					})
+					if err != nil && !errors.Is(err, source.ErrNotFound) && !errors.Is(err, context.Canceled) {
+						m.log.Warn("background refresh failed; serving stale answer", "key", key, "err", err)
+					}
 				})
-				if err != nil && !errors.Is(err, source.ErrNotFound) && !errors.Is(err, context.Canceled) {
-					m.log.Warn("background refresh failed; serving stale answer", "key", key, "err", err)
-				}
-			})
+			}
 			return e.result()
 		}
 	}

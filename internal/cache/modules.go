@@ -61,6 +61,9 @@ type Modules struct {
 	log    *slog.Logger
 	flight singleflight.Group
 	neg    negativeCache
+	// refreshing holds the keys of mutable answers being refreshed in the
+	// background.
+	refreshing sync.Map
 
 	// bg tracks background refreshes so Close can wait for them.
 	bg       sync.WaitGroup
