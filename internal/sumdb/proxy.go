@@ -98,11 +98,11 @@ func (p *Proxy) serveLookup(w http.ResponseWriter, r *http.Request, modver strin
 	data, err := p.v.Lookup(r.Context(), path, vers)
 	if err != nil {
 		var ve *VerifyError
-		status := http.StatusBadGateway
 		if errors.As(err, &ve) && ve.Kind == NotInDB {
-			status = http.StatusNotFound
+			writeError(w, r, http.StatusNotFound, err.Error())
+			return
 		}
-		writeError(w, r, status, err.Error())
+		writeError(w, r, http.StatusBadGateway, err.Error()+"; try again later")
 		return
 	}
 	write(w, r, "text/plain; charset=utf-8", "public, max-age=31536000, immutable", data)
@@ -127,11 +127,11 @@ func (p *Proxy) serveTile(w http.ResponseWriter, r *http.Request, rest string, w
 	}
 	data, err := p.remote.Get(ctx, "/"+rest)
 	if err != nil {
-		status := http.StatusBadGateway
 		if errors.Is(err, ErrNotFound) {
-			status = http.StatusNotFound
+			writeError(w, r, http.StatusNotFound, err.Error())
+			return
 		}
-		writeError(w, r, status, err.Error())
+		writeError(w, r, http.StatusBadGateway, err.Error()+"; try again later")
 		return
 	}
 	switch {

@@ -50,7 +50,7 @@ func (e *VerifyError) Error() string {
 		return fmt.Sprintf("SECURITY ERROR: checksum mismatch for %s@%s: file has %s, checksum database %s has %s",
 			e.Path, e.Version, e.Got, e.DB, strings.Join(e.Want, ", "))
 	case NotInDB:
-		return fmt.Sprintf("%s@%s is not in checksum database %s (%v); if it is a private module, list it in --nosumdb", e.Path, e.Version, e.DB, e.Err)
+		return fmt.Sprintf("%s@%s is not in checksum database %s (%v); if it is a private module, ask modgate's operator to list it in --nosumdb", e.Path, e.Version, e.DB, e.Err)
 	case Security:
 		return fmt.Sprintf("SECURITY ERROR: checksum database %s is misbehaving (%v); verification is stopped until an operator investigates", e.DB, e.Err)
 	}
