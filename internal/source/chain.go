@@ -78,12 +78,13 @@ func (c *Chain) String() string {
 // try runs fn on each entry until one answers or the chain stops.
 // When every entry says not found, the not-found errors are joined so the
 // client learns what each origin said.
-func try[T any](c *Chain, fn func(Source) (T, error)) (T, error) {
+func try[T any](ctx context.Context, c *Chain, fn func(Source) (T, error)) (T, error) {
 	var zero T
 	var notFound []string
 	for _, e := range c.entries {
 		v, err := fn(e.src)
 		if err == nil {
+			setOrigin(ctx, e.src.String())
 			return v, nil
 		}
 		if errors.Is(err, ErrNotFound) {
@@ -99,23 +100,23 @@ func try[T any](c *Chain, fn func(Source) (T, error)) (T, error) {
 }
 
 func (c *Chain) List(ctx context.Context, path string) ([]string, error) {
-	return try(c, func(s Source) ([]string, error) { return s.List(ctx, path) })
+	return try(ctx, c, func(s Source) ([]string, error) { return s.List(ctx, path) })
 }
 
 func (c *Chain) Latest(ctx context.Context, path string) ([]byte, error) {
-	return try(c, func(s Source) ([]byte, error) { return s.Latest(ctx, path) })
+	return try(ctx, c, func(s Source) ([]byte, error) { return s.Latest(ctx, path) })
 }
 
 func (c *Chain) Info(ctx context.Context, path, query string) ([]byte, error) {
-	return try(c, func(s Source) ([]byte, error) { return s.Info(ctx, path, query) })
+	return try(ctx, c, func(s Source) ([]byte, error) { return s.Info(ctx, path, query) })
 }
 
 func (c *Chain) GoMod(ctx context.Context, path, version string) ([]byte, error) {
-	return try(c, func(s Source) ([]byte, error) { return s.GoMod(ctx, path, version) })
+	return try(ctx, c, func(s Source) ([]byte, error) { return s.GoMod(ctx, path, version) })
 }
 
 func (c *Chain) Zip(ctx context.Context, path, version string) (io.ReadCloser, error) {
-	return try(c, func(s Source) (io.ReadCloser, error) { return s.Zip(ctx, path, version) })
+	return try(ctx, c, func(s Source) (io.ReadCloser, error) { return s.Zip(ctx, path, version) })
 }
 
 // off is the "off" entry: lookups are disabled beyond this point.
