@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modgate/modgate/internal/testenv"
 )
@@ -49,6 +53,9 @@ func TestBadRequests(t *testing.T) {
 		{"GET", "/" + strings.Repeat("a", 3000) + "/@v/list", []int{400, 404}},
 		{"GET", "/example.com/m/@v/v1.0.0.0.zip", []int{400, 404}},
 		{"GET", "/", []int{400, 404}},
+		{"GET", "*", []int{400}},
+		{"CONNECT", "example.com:443", []int{400, 405}},
+		{"GET", "http://example.com/example.com/m/@v/../x", []int{400, 404}},
 		{"POST", "/example.com/m/@v/list", []int{405}},
 		{"PUT", "/example.com/m/@v/v1.0.0.zip", []int{405}},
 		{"DELETE", "/example.com/m/@v/v1.0.0.zip", []int{405}},
@@ -136,5 +143,91 @@ func TestLyingUpstream(t *testing.T) {
 				os.Remove(e.storedFile(path, version, ext))
 			}
 		})
+	}
+}
+
+// TestHugeURLs: a request line over 8 KiB gets a one-line 414 and goes no
+// further; one over 64 KiB is refused by net/http itself (431); neither
+// floods the log, which shows any path cut to 512 bytes.
+func TestHugeURLs(t *testing.T) {
+	e := newStdEnv(t, "--log-level", "debug")
+	for _, size := range []int{9 << 10, 60 << 10} {
+		before := e.up.Total()
+		r := rawRequest(t, e.proc.URL, "GET", "/example.com/"+strings.Repeat("a", size)+"/@v/list")
+		what := fmt.Sprintf("GET of a %d-byte URL", size)
+		checkErrorBody(t, what, r, http.StatusRequestURITooLong)
+		if e.up.Total() != before {
+			t.Errorf("%s reached the upstream", what)
+		}
+	}
+	for _, size := range []int{100 << 10, 1 << 20} {
+		logged := len(e.proc.Logs())
+		status, err := hugeRequest(e.proc.URL, size)
+		// net/http answers and closes while the client is still sending:
+		// the client may see the answer or only the reset.
+		if err == nil && status != http.StatusRequestHeaderFieldsTooLarge && status != http.StatusRequestURITooLong {
+			t.Errorf("GET of a %d-byte URL: status %d, want 431 or 414", size, status)
+		}
+		if grown := len(e.proc.Logs()) - logged; grown > 4<<10 {
+			t.Errorf("GET of a %d-byte URL wrote %d bytes of logs", size, grown)
+		}
+	}
+	// The 9 KiB request was logged once, its path cut.
+	var lines []string
+	for _, line := range strings.Split(e.proc.Logs(), "\n") {
+		if strings.Contains(line, "aaaaaaaa") {
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) != 2 {
+		t.Fatalf("%d log lines name the long paths, want one per request that got an answer:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	for _, line := range lines {
+		if len(line) > 1024 || !strings.Contains(line, "...(") {
+			t.Errorf("log line of %d bytes, want the path cut to 512 bytes and its length: %s", len(line), abbrev([]byte(line)))
+		}
+	}
+	mustGet(t, e.url("/example.com/m/@v/list"))
+}
+
+// hugeRequest sends a GET whose path has size bytes, reading the answer
+// while it writes, and returns the status (or the error that ended it).
+func hugeRequest(base string, size int) (int, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return 0, err
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, 10*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	go func() {
+		fmt.Fprintf(conn, "GET /example.com/%s/@v/list HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", strings.Repeat("a", size), u.Host)
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// TestLongPathElement: a path element longer than a file name may be (255
+// bytes on common filesystems) is a bad request, not a storage failure.
+func TestLongPathElement(t *testing.T) {
+	e := newStdEnv(t)
+	long := "example.com/" + strings.Repeat("a", 300)
+	for _, p := range []string{
+		vPath(long, "v1.0.0", "info"),
+		vPath(long, "v1.0.0", "mod"),
+		vPath(long, "v1.0.0", "zip"),
+		modPath(long, "@v/list"),
+		modPath(long, "@latest"),
+		modPath(long, "@v/main.info"),
+	} {
+		r := get(t, e.url(p))
+		checkErrorBody(t, "GET "+abbrev([]byte(p)), r, http.StatusBadRequest)
 	}
 }

@@ -230,3 +230,41 @@ func TestOpsEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestIDHeader: a client's X-Request-Id is echoed and logged only
+// when it is short and made of [A-Za-z0-9._-]; anything else is replaced by
+// an id of modgate's own, and never reaches the logs.
+func TestRequestIDHeader(t *testing.T) {
+	e := newStdEnv(t, "--log-level", "debug")
+	ok := "ci-build.42_" + strings.Repeat("x", 52) // 64 bytes
+	r := get(t, e.url("/healthz"), "X-Request-Id", ok)
+	if got := r.Header.Get("X-Request-Id"); got != ok {
+		t.Errorf("X-Request-Id %q answered with %q, want it echoed", ok, got)
+	}
+	for _, bad := range []string{
+		ok + "y", // 65 bytes
+		`x" status=200 forged="1`,
+		"spaces are not allowed",
+		"tab\there",
+		"ünicode",
+		"semi;colon",
+	} {
+		r := get(t, e.url("/healthz"), "X-Request-Id", bad)
+		got := r.Header.Get("X-Request-Id")
+		if got == bad || got == "" || !regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`).MatchString(got) {
+			t.Errorf("X-Request-Id %q answered with %q, want a fresh safe id", bad, got)
+		}
+	}
+	// The ids that were sent back were logged; the refused ones were not.
+	client.CloseIdleConnections()
+	e.proc.Stop(t)
+	logs := e.proc.Logs()
+	if !strings.Contains(logs, ok) {
+		t.Errorf("the accepted id %q is not in the logs", ok)
+	}
+	for _, s := range []string{"forged", "spaces are", "semi;colon", ok + "y"} {
+		if strings.Contains(logs, s) {
+			t.Errorf("the refused id containing %q reached the logs", s)
+		}
+	}
+}

@@ -165,20 +165,36 @@ func TestQueryFreshness(t *testing.T) {
 	}
 	// The branch moves.
 	e.up.SetHook(queryHook("example.com/m", map[string]string{"main": infoBody(pseudo2)}))
-	waitFor(t, 15*time.Second, "main.info to follow the branch", func() bool {
+	eventually(t, "main.info to follow the branch", func() bool {
 		return parseInfo(t, mustGet(t, mainURL)).Version == pseudo2
 	})
 	if v := parseInfo(t, mustGet(t, e.url(vPath("example.com/m", pseudo2, "info")))).Version; v != pseudo2 {
 		t.Errorf("canonical .info of the new branch head = %s", v)
 	}
-	// Upstream down, answer stale: still served.
+	// Upstream down: ask until the answer has gone stale and its refresh
+	// has failed against the upstream (its request log and modgate's fetch
+	// metrics show both, so no guess at how long the TTL takes to pass on
+	// this machine); every answer, before and after, is the last good one.
 	e.up.SetDown(true)
-	time.Sleep(ttl + 200*time.Millisecond)
-	for i := 0; i < 3; i++ {
+	const mainPath = "/example.com/m/@v/main.info"
+	check := func(when string) {
+		t.Helper()
 		r := get(t, mainURL)
 		if r.Status != http.StatusOK || parseInfo(t, r.Body).Version != pseudo2 {
-			t.Fatalf("stale main.info with the upstream down: %v", r)
+			t.Fatalf("main.info with the upstream down, %s: %v, want %s", when, r, pseudo2)
 		}
+	}
+	asked := e.up.Count(mainPath)
+	fetches := e.metricNow("modgate_upstream_fetches_total", `kind="query"`)
+	eventually(t, "main.info to be refreshed against the down upstream", func() bool {
+		check("while stale")
+		return e.up.Count(mainPath) > asked
+	})
+	eventually(t, "the failed main.info refresh to end", func() bool {
+		return e.metricNow("modgate_upstream_fetches_total", `kind="query"`) > fetches
+	})
+	for i := 0; i < 3; i++ {
+		check("after a failed refresh")
 	}
 }
 

@@ -1,11 +1,18 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 // TestGracefulShutdown sends SIGTERM while a slow zip fetch is in flight:
@@ -64,5 +71,38 @@ func TestGracefulShutdown(t *testing.T) {
 	e.start()
 	if got := mustGet(t, e.url(vPath(path, version, "zip"))); !bytes.Equal(got, want) {
 		t.Errorf("zip fetched during shutdown differs after restart")
+	}
+}
+
+// TestShutdownWithStalledClient: a client that stopped reading does not
+// hold up a graceful shutdown; it is dropped after --send-timeout and the
+// drain completes.
+func TestShutdownWithStalledClient(t *testing.T) {
+	e := newEnv(t, []testenv.Module{bigModule(8 << 20)}, "--send-timeout", "1s", "--min-send-rate", "64KiB", "--shutdown-timeout", "5m")
+	zipPath := vPath("example.com/big", "v1.0.0", "zip")
+	mustGet(t, e.url(zipPath)) // stored
+
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(e.proc.URL, "http://"), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: modgate\r\n\r\n", zipPath)
+	// The response has started; from here on the client reads nothing.
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if line, err := bufio.NewReader(io.LimitReader(conn, 64)).ReadString('\n'); err != nil || !strings.Contains(line, "200") {
+		t.Fatalf("status line %q, %v", line, err)
+	}
+
+	client.CloseIdleConnections()
+	if err := e.proc.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "modgate to exit after SIGTERM with a stalled client", e.proc.Exited)
+	if code := e.proc.Cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if logs := e.proc.Logs(); !strings.Contains(logs, "msg=stopped") || strings.Contains(logs, "did not drain") {
+		t.Errorf("shutdown did not drain cleanly:\n%s", logs)
 	}
 }

@@ -7,10 +7,55 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version, when set at build time with -ldflags "-X main.version=...",
+// is the version modgate reports; else modgateVersion reads the build info.
+var version string
+
+// modgateVersion is the version to report: the one set with -ldflags,
+// else the one the go command recorded (see buildVersion).
+func modgateVersion() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	return buildVersion(bi)
+}
+
+// buildVersion names a build from its build info: the main module's version
+// (go install m@v, or a build in a tagged checkout), else the commit it was
+// built from (12 hex digits, "-dirty" with uncommitted changes), else
+// "devel".
+func buildVersion(bi *debug.BuildInfo) string {
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev string
+	var dirty bool
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return rev
+}
 
 const usage = `modgate: a Go module proxy and gate
 
@@ -39,7 +84,7 @@ func run(args []string) int {
 	case "verify":
 		err = verify(args[1:])
 	case "version", "--version", "-version":
-		fmt.Println("modgate", version)
+		fmt.Println("modgate", modgateVersion())
 	case "help", "--help", "-h", "-help":
 		fmt.Print(usage)
 	default:

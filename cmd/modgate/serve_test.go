@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/ecdsa"
+	"encoding/json"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
@@ -115,6 +116,33 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(string(out), tc.want) {
 			t.Errorf("%v %v: err=%v, output %q; want a failure naming %q", tc.args, tc.env, err, out, tc.want)
+		}
+	}
+}
+
+// TestJSONLogLines: in JSON mode (the default) every line modgate writes
+// to stderr is a JSON object, from start-up to shutdown, so a log shipper
+// can read them all. The address is in the start-up line's message.
+func TestJSONLogLines(t *testing.T) {
+	up := testenv.NewUpstream(t, t.TempDir())
+	p := testenv.Start(t, "--data-dir", t.TempDir(), "--upstream", up.URL(), "--log-level", "debug")
+	for _, path := range []string{"/healthz", "/example.com/m/@v/list", "/example.com/m/@v/bad!.info", "/nope"} {
+		resp, err := http.Get(p.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	p.Stop(t)
+	lines := strings.Split(strings.TrimSpace(p.Logs()), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("only %d log lines for a start, 5 requests and a stop:\n%s", len(lines), p.Logs())
+	}
+	for _, line := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("stderr line is not JSON (%v): %s", err, line)
 		}
 	}
 }

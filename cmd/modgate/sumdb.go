@@ -17,7 +17,8 @@ import (
 const sumdbLatestTTL = time.Minute
 
 // newChecksumDB builds the verifier and the database proxy from the
-// configuration; both are nil when verification is explicitly off.
+// configuration; both are nil when verification is explicitly off. Close
+// the verifier when done: it stops its background lookups.
 func newChecksumDB(cfg *config.Config, st store.Store, chain *source.Chain, client *http.Client, log *slog.Logger) (*sumdb.Verifier, *sumdb.Proxy, error) {
 	if cfg.SumDB == "off" {
 		log.Warn("CHECKSUM VERIFICATION IS OFF (--sumdb off): modules from upstreams are stored and served unverified")
@@ -30,5 +31,5 @@ func newChecksumDB(cfg *config.Config, st store.Store, chain *source.Chain, clie
 	remote := sumdb.NewRemote(db, chain.UpstreamURLs(), client)
 	v := sumdb.NewVerifier(sumdb.Config{DB: db, Store: st, Remote: remote, NoSumDB: cfg.NoSumDB, Logger: log})
 	log.Info("verifying modules against checksum database", "db", db.Name, "nosumdb", cfg.NoSumDB)
-	return v, sumdb.NewProxy(v, remote, st, nil, sumdbLatestTTL, log), nil
+	return v, sumdb.NewProxy(v, nil, sumdbLatestTTL, log), nil
 }

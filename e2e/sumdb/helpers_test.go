@@ -156,10 +156,14 @@ func treeSize(t *testing.T, signed []byte) int64 {
 // testDB is an in-process checksum database over HTTP, counting requests.
 type testDB struct {
 	URL string
+	srv *httptest.Server
 
 	mu   sync.Mutex
 	reqs testenv.RequestLog
 }
+
+// close takes the database off the network: connections are refused.
+func (db *testDB) close() { db.srv.Close() }
 
 // newTestDB serves a database signed with skey whose records are the
 // go.sum lines gosum computes (os.ErrNotExist: 404).
@@ -174,7 +178,7 @@ func newTestDB(t *testing.T, skey string, gosum func(path, vers string) ([]byte,
 		srv.ServeHTTP(w, r)
 	}))
 	t.Cleanup(hs.Close)
-	db.URL = hs.URL
+	db.URL, db.srv = hs.URL, hs
 	return db
 }
 

@@ -194,8 +194,14 @@ func TestRealUpstreamVerified(t *testing.T) {
 	if r := get(t, p.URL+"/readyz"); r.status != 200 || !strings.Contains(r.body, "verifying against checksum database "+defaultDB) {
 		t.Errorf("readyz: %d %q", r.status, r.body)
 	}
-	if !exists(filepath.Join(dataDir, "sumdb", defaultDB, "served", "tile")) {
-		t.Error("no tiles were served to the go command: it did not use modgate's checksum database proxy")
+	// The go command keeps the tiles it checked lookups with; it could get
+	// them from modgate only (its sole GOPROXY, which said it proxies the
+	// database, and the go command then never goes direct).
+	if !exists(filepath.Join(home, "gopath", "pkg", "mod", "cache", "download", "sumdb", defaultDB, "tile")) {
+		t.Error("the go command holds no tiles of the checksum database: it did not verify through modgate")
+	}
+	if n := metric(t, p, "modgate_http_requests_total", `{code="200",endpoint="sumdb"}`); n < 3 {
+		t.Errorf("modgate answered %v checksum database requests, want supported, lookups and tiles", n)
 	}
 	for _, m := range verifiedSet {
 		for _, ext := range []string{"mod", "zip"} {
@@ -241,6 +247,52 @@ func TestRealUpstreamVerified(t *testing.T) {
 	for _, ext := range []string{"mod", "zip"} {
 		if !exists(storedFile(t, dataDir, afterRestart.Path, afterRestart.Version, ext)) {
 			t.Errorf("%s .%s was not stored", afterRestart, ext)
+		}
+	}
+}
+
+// offlineSet is stored by a verifying modgate, then fetched with the
+// outside gone.
+var offlineSet = []module.Version{
+	{Path: "github.com/google/go-cmp", Version: "v0.6.0"},
+	{Path: "github.com/kr/text", Version: "v0.2.0"},
+}
+
+// TestRealUpstreamOffline is TestOfflineVerificationFromStoredState
+// against the real checksum database, whose log has tens of millions of
+// records: the tiles a go command needs to check the stored records lie
+// on every level of it. modgate verifies and stores modules for a client
+// that does not use the database; then, with the upstream gone (and the
+// database with it), a go command with its default GOSUMDB and a fresh
+// GOPATH downloads and verifies them through modgate alone.
+func TestRealUpstreamOffline(t *testing.T) {
+	real := testenv.RealUpstream(t)
+	dataDir := t.TempDir()
+	p1 := start(t, "--data-dir", dataDir, "--upstream", real, "--sumdb", defaultDB)
+	warm := t.TempDir()
+	sums := goDownload(t, warm, append(testenv.GoEnv(warm, p1.URL), "GOSUMDB=off"), offlineSet...)
+	if n := verifications(t, p1, "ok"); n != float64(2*len(offlineSet)) {
+		t.Errorf("verifications{result=ok} = %v, want %d", n, 2*len(offlineSet))
+	}
+	p1.Stop(t)
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	p2 := start(t, "--data-dir", dataDir, "--upstream", gone.URL, "--sumdb", defaultDB)
+	home := t.TempDir()
+	env := testenv.GoEnv(home, p2.URL)
+	checkGoEnv(t, home, env, p2.URL)
+	got := goDownload(t, home, env, offlineSet...)
+	for _, m := range offlineSet {
+		if g, w := got[m.String()], sums[m.String()]; g.Sum != w.Sum || g.GoModSum != w.GoModSum {
+			t.Errorf("%s offline: %s %s, want %s %s", m, g.Sum, g.GoModSum, w.Sum, w.GoModSum)
+		}
+		// The go command keeps a lookup only once it has checked it.
+		if !exists(filepath.Join(home, "gopath", "pkg", "mod", "cache", "download", "sumdb", defaultDB, "lookup", m.String())) {
+			t.Errorf("%s: the go command did not verify it with the checksum database", m)
 		}
 	}
 }

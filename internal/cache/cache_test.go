@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/semver"
+
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
 )
@@ -77,8 +79,8 @@ func (s *scriptedSource) Info(ctx context.Context, path, query string) ([]byte, 
 		return nil, err
 	}
 	v := query
-	if query == "main" {
-		v = "v0.0.0-20240102030405-0123456789ab"
+	if !semver.IsValid(query) {
+		v = "v0.0.0-20240102030405-0123456789ab" // every branch is at this commit
 	}
 	return []byte(fmt.Sprintf(`{"Version":%q,"Time":"2024-01-02T03:04:05Z"}`, v)), nil
 }
@@ -124,6 +126,9 @@ func newTestCache(t *testing.T, src source.Source) (*Modules, *fakeClock, store.
 	return m, clock, disk
 }
 
+// listed returns the versions of a list answer, space-separated.
+func listed(a Answer) string { return strings.Join(strings.Fields(string(a.Body)), " ") }
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -142,7 +147,7 @@ func TestListFreshStaleAndStaleIfError(t *testing.T) {
 
 	for i := 0; i < 5; i++ {
 		got, err := m.List(ctx, "example.com/m")
-		if err != nil || strings.Join(got, " ") != "v1.0.0 v1.1.0" {
+		if err != nil || listed(got) != "v1.0.0 v1.1.0" {
 			t.Fatalf("List = %v, %v (pseudo, v2 on a v1 path and junk must be dropped)", got, err)
 		}
 	}
@@ -154,12 +159,12 @@ func TestListFreshStaleAndStaleIfError(t *testing.T) {
 	src.set(func() { src.versions = append(src.versions, "v1.2.0") })
 	clock.Advance(2 * time.Minute)
 	got, _ := m.List(ctx, "example.com/m")
-	if strings.Join(got, " ") != "v1.0.0 v1.1.0" {
+	if listed(got) != "v1.0.0 v1.1.0" {
 		t.Fatalf("stale-while-revalidate served %v, want the stale list", got)
 	}
 	waitFor(t, "background refresh", func() bool {
 		got, _ := m.List(ctx, "example.com/m")
-		return strings.Join(got, " ") == "v1.0.0 v1.1.0 v1.2.0"
+		return listed(got) == "v1.0.0 v1.1.0 v1.2.0"
 	})
 
 	// Past the TTL with the source failing: the last good list stays.
@@ -167,7 +172,7 @@ func TestListFreshStaleAndStaleIfError(t *testing.T) {
 	clock.Advance(2 * time.Minute)
 	for i := 0; i < 3; i++ {
 		got, err := m.List(ctx, "example.com/m")
-		if err != nil || strings.Join(got, " ") != "v1.0.0 v1.1.0 v1.2.0" {
+		if err != nil || listed(got) != "v1.0.0 v1.1.0 v1.2.0" {
 			t.Fatalf("stale-if-error: List = %v, %v", got, err)
 		}
 	}
@@ -190,7 +195,7 @@ func TestListNegativeCache(t *testing.T) {
 	src.set(func() { src.versions = []string{"v0.1.0"} })
 	clock.Advance(11 * time.Second)
 	got, err := m.List(ctx, "example.com/missing")
-	if err != nil || strings.Join(got, " ") != "v0.1.0" {
+	if err != nil || listed(got) != "v0.1.0" {
 		t.Fatalf("after negative TTL: %v, %v", got, err)
 	}
 }
@@ -206,7 +211,7 @@ func TestListIncludesStoredVersionsWhenSourceDown(t *testing.T) {
 	}
 	src.set(func() { src.fail = errors.New("dial tcp: connection refused") })
 	got, err := m.List(ctx, "example.com/m")
-	if err != nil || strings.Join(got, " ") != "v1.3.0" {
+	if err != nil || listed(got) != "v1.3.0" {
 		t.Fatalf("List with source down and nothing cached = %v, %v; want stored versions", got, err)
 	}
 }
@@ -216,30 +221,30 @@ func TestLatestFallsBackToList(t *testing.T) {
 	src := &scriptedSource{versions: []string{"v1.0.0", "v1.1.0", "v1.2.0-rc.1"}}
 	m, _, _ := newTestCache(t, src)
 	data, err := m.Latest(ctx, "example.com/m")
-	if err != nil || !strings.Contains(string(data), `"v1.1.0"`) {
-		t.Fatalf("Latest = %s, %v; want the highest release v1.1.0", data, err)
+	if err != nil || !strings.Contains(string(data.Body), `"v1.1.0"`) {
+		t.Fatalf("Latest = %s, %v; want the highest release v1.1.0", data.Body, err)
 	}
 
 	src2 := &scriptedSource{versions: []string{"v1.0.0-alpha", "v1.0.0-beta"}}
 	m2, _, _ := newTestCache(t, src2)
 	data, err = m2.Latest(ctx, "example.com/m")
-	if err != nil || !strings.Contains(string(data), `"v1.0.0-beta"`) {
-		t.Fatalf("Latest = %s, %v; want the highest pre-release", data, err)
+	if err != nil || !strings.Contains(string(data.Body), `"v1.0.0-beta"`) {
+		t.Fatalf("Latest = %s, %v; want the highest pre-release", data.Body, err)
 	}
 
 	// A module without tags: the newest pseudo-version.
 	src4 := &scriptedSource{versions: []string{"v0.0.0-20230101000000-abcdefabcdef", "v0.0.0-20240102030405-0123456789ab"}}
 	m4, _, _ := newTestCache(t, src4)
 	data, err = m4.Latest(ctx, "example.com/m")
-	if err != nil || !strings.Contains(string(data), `"v0.0.0-20240102030405-0123456789ab"`) {
-		t.Fatalf("Latest = %s, %v; want the newest pseudo-version", data, err)
+	if err != nil || !strings.Contains(string(data.Body), `"v0.0.0-20240102030405-0123456789ab"`) {
+		t.Fatalf("Latest = %s, %v; want the newest pseudo-version", data.Body, err)
 	}
 
 	src3 := &scriptedSource{versions: []string{"v1.0.0"}, latest: "v1.5.0"}
 	m3, _, _ := newTestCache(t, src3)
 	data, err = m3.Latest(ctx, "example.com/m")
-	if err != nil || !strings.Contains(string(data), `"v1.5.0"`) {
-		t.Fatalf("Latest = %s, %v; want the source's own @latest", data, err)
+	if err != nil || !strings.Contains(string(data.Body), `"v1.5.0"`) {
+		t.Fatalf("Latest = %s, %v; want the source's own @latest", data.Body, err)
 	}
 }
 
@@ -317,11 +322,11 @@ func TestLatestUsesStoredVersionWhenSourceDown(t *testing.T) {
 	m.List(ctx, "example.com/m") // stale answer, refreshes behind
 	waitFor(t, "list refresh", func() bool {
 		got, _ := m.List(ctx, "example.com/m")
-		return len(got) == 2
+		return listed(got) == "v1.0.0 v1.1.0"
 	})
 	src.set(func() { src.fail = errors.New("connection refused") })
 	data, err := m.Latest(ctx, "example.com/m")
-	if err != nil || !strings.Contains(string(data), `"v1.0.0"`) {
-		t.Fatalf("Latest with source down = %s, %v; want the newest stored v1.0.0", data, err)
+	if err != nil || !strings.Contains(string(data.Body), `"v1.0.0"`) {
+		t.Fatalf("Latest with source down = %s, %v; want the newest stored v1.0.0", data.Body, err)
 	}
 }

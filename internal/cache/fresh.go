@@ -14,96 +14,186 @@ import (
 )
 
 // entry is a cached answer to a mutable question (@v/list, @latest, a
-// branch or commit query), kept in storage so that it survives restarts and
-// is shared by replicas.
+// branch or commit query). Lists and @latest are kept in storage, so that
+// they survive restarts and are shared by replicas; query answers are kept
+// in memory (queryCache).
 type entry struct {
-	Fetched  time.Time `json:"fetched"`
-	NotFound string    `json:"not_found,omitempty"` // the origin's reason, for negative entries
-	Body     []byte    `json:"body,omitempty"`
+	Fetched time.Time `json:"fetched"`
+	// NotFound is set in negative entries stored by modgate versions before
+	// not-found answers moved to memory. Such entries are ignored, and
+	// deleted when the source confirms the not-found answer.
+	NotFound string `json:"not_found,omitempty"`
+	Body     []byte `json:"body,omitempty"`
 }
 
-func (e *entry) result() ([]byte, error) {
-	if e.NotFound != "" {
-		return nil, &source.NotFoundError{Msg: e.NotFound}
-	}
-	return e.Body, nil
+// question is one mutable question that fresh answers.
+type question struct {
+	kind    string // "list", "latest" or "query": metrics label and log field
+	path    string // the module, for logs
+	version string // the query for "query", else ""
+	key     string // store.MetaKey; for queries store.QueryKey, used as a key in memory only
+	// inMemory keeps the answer in the bounded query table instead of in
+	// storage: its key is chosen by the client.
+	inMemory bool
 }
 
-// fresh answers a mutable question from the cached entry at key, using fetch
-// to refresh it:
-//   - fresh entry (younger than the TTL): served as is;
-//   - stale positive entry: served at once, refreshed in the background
+// Results of a lookup, the result label of modgate_cache_requests_total.
+const (
+	resultHit          = "hit"
+	resultMiss         = "miss"
+	resultStale        = "stale"
+	resultStaleIfError = "stale_if_error"
+	resultNegative     = "negative"
+	resultDegraded     = "degraded"
+	resultRateLimited  = "rate_limited"
+)
+
+func countResult(kind, result string) {
+	metrics.CacheResults.WithLabelValues(kind, result).Inc()
+}
+
+// fresh answers a mutable question from its cached answer, using fetch to
+// refresh it, and says how (one of the result constants; the caller counts
+// it, because it may still turn the answer into a degraded one):
+//   - fresh answer (younger than ListTTL): served as is;
+//   - stale answer: served at once, refreshed in the background
 //     (stale-while-revalidate);
-//   - missing entry or stale negative entry: fetched now; if that fails and
-//     a stale entry exists, the stale entry is served (stale-if-error).
-//
-// Not-found answers are cached for NegativeTTL.
-func (m *Modules) fresh(ctx context.Context, kind, key string, fetch func(context.Context) ([]byte, error)) ([]byte, error) {
-	e := m.loadEntry(ctx, key)
+//   - no answer: a not-found answer remembered for less than NegativeTTL is
+//     served; else, if the client's rate limit allows, fetched now. If that
+//     fails and an expired not-found answer is still remembered, that is
+//     served (stale-if-error).
+func (m *Modules) fresh(ctx context.Context, q question, fetch func(context.Context) ([]byte, error)) ([]byte, string, error) {
+	e, legacy := m.loadAnswer(ctx, q)
+	now := m.now()
 	if e != nil {
-		ttl := m.cfg.ListTTL
-		if e.NotFound != "" {
-			ttl = m.cfg.NegativeTTL
+		if age := now.Sub(e.Fetched); age >= 0 && age < m.cfg.ListTTL {
+			return e.Body, resultHit, nil
 		}
-		age := m.now().Sub(e.Fetched)
-		if age >= 0 && age < ttl {
-			metrics.CacheResults.WithLabelValues(kind, "hit").Inc()
-			return e.result()
-		}
-		if e.NotFound == "" {
-			metrics.CacheResults.WithLabelValues(kind, "stale").Inc()
-			// One background refresh per key at a time, however many stale
-			// hits arrive while it runs: later hits start nothing at all.
-			if _, busy := m.refreshing.LoadOrStore(key, struct{}{}); !busy {
-				m.background(func(bctx context.Context) {
-					defer m.refreshing.Delete(key)
-					_, err := m.waitFlight(bctx, "refresh:"+key, func(fctx context.Context) ([]byte, error) {
-						return m.refresh(fctx, kind, key, fetch)
-					})
-					if err != nil && !errors.Is(err, source.ErrNotFound) && !errors.Is(err, context.Canceled) {
-						m.log.Warn("background refresh failed; serving stale answer", "key", key, "err", err)
-					}
-				})
-			}
-			return e.result()
-		}
+		m.refreshBehind(q, fetch)
+		return e.Body, resultStale, nil
 	}
-	metrics.CacheResults.WithLabelValues(kind, "miss").Inc()
-	body, err := m.waitFlight(ctx, "refresh:"+key, func(fctx context.Context) ([]byte, error) {
-		return m.refresh(fctx, kind, key, fetch)
+	mk := newMemKey(q.key)
+	live, negErr := m.neg.get(mk, now)
+	if live {
+		return nil, resultNegative, negErr
+	}
+	g, err := m.limit.allow(ctx)
+	if err != nil {
+		return nil, resultRateLimited, err
+	}
+	body, err := m.waitFlight(ctx, "refresh:"+q.key, func(fctx context.Context) ([]byte, error) {
+		return m.refresh(fctx, q, legacy, fetch)
 	})
-	if err != nil && e != nil && !errors.Is(err, source.ErrNotFound) {
-		m.log.Warn("upstream failed; serving stale answer", "key", key, "err", err)
-		metrics.CacheResults.WithLabelValues(kind, "stale_if_error").Inc()
-		return e.result()
+	g.done(err == nil)
+	if err != nil && negErr != nil && !errors.Is(err, source.ErrNotFound) {
+		m.log.Warn("upstream failed; serving the last not-found answer", "module", q.path, "file", q.kind, "err", err)
+		return nil, resultStaleIfError, negErr
 	}
-	return body, err
+	return body, resultMiss, err
 }
 
-// refresh fetches a mutable answer and stores it, positive or negative.
-func (m *Modules) refresh(ctx context.Context, kind, key string, fetch func(context.Context) ([]byte, error)) ([]byte, error) {
+// refreshBehind refreshes q in the background: one refresh per key at a
+// time, however many stale hits arrive while it runs (later hits start
+// nothing at all), and at most maxBackground refreshes in all.
+func (m *Modules) refreshBehind(q question, fetch func(context.Context) ([]byte, error)) {
+	if _, busy := m.refreshing.LoadOrStore(q.key, struct{}{}); busy {
+		return
+	}
+	started := m.background(func(bctx context.Context) {
+		defer m.refreshing.Delete(q.key)
+		_, err := m.waitFlight(bctx, "refresh:"+q.key, func(fctx context.Context) ([]byte, error) {
+			return m.refresh(fctx, q, true, fetch)
+		})
+		if err != nil && !errors.Is(err, source.ErrNotFound) && !errors.Is(err, context.Canceled) {
+			m.log.Warn("background refresh failed; serving stale answer", "module", q.path, "file", q.kind, "err", err)
+		}
+	})
+	if !started {
+		m.refreshing.Delete(q.key)
+	}
+}
+
+// refresh fetches the answer to q and keeps it: a positive answer where q
+// keeps its answers, a not-found answer in memory (for NegativeTTL), after
+// dropping the previous answer when stored says there is one: the source
+// now says the module (or query) does not exist, and that must not be served
+// stale later.
+func (m *Modules) refresh(ctx context.Context, q question, stored bool, fetch func(context.Context) ([]byte, error)) ([]byte, error) {
 	start := time.Now()
 	body, err := fetch(ctx)
-	observeFetch(kind, start, err)
-	var e entry
+	observeFetch(q.kind, start, err)
+	m.logFetch(q.path, q.version, q.kind, start, err)
+	mk := newMemKey(q.key)
 	switch {
 	case err == nil:
-		e = entry{Fetched: m.now(), Body: body}
+		m.neg.remove(mk)
+		m.saveAnswer(ctx, q, &entry{Fetched: m.now(), Body: body})
+		return body, nil
 	case errors.Is(err, source.ErrNotFound):
-		msg := err.Error()
-		if msg == "" {
-			msg = "not found"
+		if m.cfg.NegativeTTL > 0 {
+			m.neg.put(mk, err, m.now().Add(m.cfg.NegativeTTL))
 		}
-		e = entry{Fetched: m.now(), NotFound: msg}
+		if stored {
+			m.dropAnswer(ctx, q)
+		}
+		return nil, err
 	default:
 		return nil, err
 	}
-	if m.cfg.NegativeTTL > 0 || e.NotFound == "" {
-		if perr := m.storeEntry(ctx, key, &e); perr != nil {
-			m.log.Error("cannot store cached answer", "key", key, "err", perr)
-		}
+}
+
+// logFetch logs one fetch from the source at info: fetches are rare (at most
+// one per question per TTL) and are what an operator asks about first.
+func (m *Modules) logFetch(path, version, file string, start time.Time, err error) {
+	attrs := []any{"module", path}
+	if version != "" {
+		attrs = append(attrs, "version", version)
 	}
-	return e.result()
+	attrs = append(attrs, "file", file)
+	if err != nil {
+		m.log.Info("fetch failed", append(attrs, "err", err)...)
+		return
+	}
+	m.log.Info("fetched", append(attrs, "seconds", time.Since(start).Seconds())...)
+}
+
+// loadAnswer returns the kept answer to q, or nil. legacy reports a
+// negative entry stored by an older modgate, which is not served.
+func (m *Modules) loadAnswer(ctx context.Context, q question) (e *entry, legacy bool) {
+	if q.inMemory {
+		e, _ := m.queries.lru.Get(newMemKey(q.key))
+		return e, false
+	}
+	e = m.loadEntry(ctx, q.key)
+	if e != nil && e.NotFound != "" {
+		return nil, true
+	}
+	return e, false
+}
+
+func (m *Modules) saveAnswer(ctx context.Context, q question, e *entry) {
+	if q.inMemory {
+		if len(e.Body) > maxQueryAnswer {
+			// Served, but not worth a table slot's worth of memory.
+			m.queries.lru.Remove(newMemKey(q.key))
+			return
+		}
+		m.queries.lru.Add(newMemKey(q.key), e)
+		return
+	}
+	if err := m.storeEntry(ctx, q.key, e); err != nil {
+		m.log.Error("cannot store cached answer", "key", q.key, "err", err)
+	}
+}
+
+func (m *Modules) dropAnswer(ctx context.Context, q question) {
+	if q.inMemory {
+		m.queries.lru.Remove(newMemKey(q.key))
+		return
+	}
+	if err := m.cfg.Store.Delete(ctx, q.key); err != nil {
+		m.log.Warn("cannot delete cached answer", "key", q.key, "err", err)
+	}
 }
 
 func (m *Modules) loadEntry(ctx context.Context, key string) *entry {

@@ -4,6 +4,12 @@
 // branch/commit queries are cached with a TTL, refreshed in the background
 // and served stale when the source fails. Concurrent identical misses share
 // one fetch.
+//
+// What clients can ask for is unbounded, so what the cache keeps must not
+// follow it: not-found answers and branch/commit query answers live in
+// bounded memory only (memory.go), storage holds module files and the lists
+// and @latest of modules that exist, and lookups that go to the source are
+// rate-limited per client (limit.go).
 package cache
 
 import (
@@ -32,7 +38,14 @@ type Config struct {
 	// ListTTL is how long mutable answers are fresh.
 	ListTTL time.Duration
 	// NegativeTTL is how long not-found answers are cached (0: not at all).
+	// They are kept in memory only, in a bounded table.
 	NegativeTTL time.Duration
+	// UpstreamRate limits lookups that must go to the source, per client
+	// (see WithClient), in lookups per second; 0 means unlimited.
+	// UpstreamBurst is the bucket size: how many such lookups a client may
+	// make at once (at least 1).
+	UpstreamRate  float64
+	UpstreamBurst int
 	// FetchTimeout bounds one fetch from the source.
 	FetchTimeout time.Duration
 	Logger       *slog.Logger
@@ -55,17 +68,33 @@ type prefetcher interface {
 	Prefetch(path, version string)
 }
 
+// maxBackground bounds the background refreshes running at once. A stale
+// hit that finds them all busy is served stale without starting one; a later
+// hit on the same key tries again.
+const maxBackground = 64
+
 // Modules is the module cache.
 type Modules struct {
 	cfg    Config
 	log    *slog.Logger
 	flight singleflight.Group
-	neg    negativeCache
+	// neg remembers not-found answers (in memory only, bounded).
+	neg negativeCache
+	// queries holds answers to branch and commit queries (in memory only,
+	// bounded): their keys are chosen by clients, so storing them would
+	// let anyone grow storage without bound.
+	queries queryCache
+	limit   *limiter // nil: lookups are not rate-limited
 	// refreshing holds the keys of mutable answers being refreshed in the
-	// background.
+	// background; at most maxBackground at once (bgSlots).
 	refreshing sync.Map
+	bgSlots    chan struct{}
 
-	// bg tracks background refreshes so Close can wait for them.
+	// bg tracks background refreshes and fetches so Close can wait for
+	// them; closed, under bgMu, stops new ones from starting once Close has
+	// begun.
+	bgMu     sync.Mutex
+	closed   bool
 	bg       sync.WaitGroup
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -73,19 +102,31 @@ type Modules struct {
 
 // New returns a cache over cfg.Store and cfg.Source.
 func New(cfg Config) *Modules {
+	return newModules(cfg, defaultLimits)
+}
+
+func newModules(cfg Config, lim limits) *Modules {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = 10 * time.Minute
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Modules{cfg: cfg, log: cfg.Logger, bgCtx: ctx, bgCancel: cancel,
-		neg: negativeCache{entries: map[string]negEntry{}}}
+	m := &Modules{cfg: cfg, log: cfg.Logger,
+		neg:     newNegativeCache(lim.negative),
+		queries: newQueryCache(lim.queries),
+		bgSlots: make(chan struct{}, maxBackground),
+	}
+	m.limit = newLimiter(cfg.UpstreamRate, cfg.UpstreamBurst, lim.clients, m.now)
+	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
+	return m
 }
 
-// Close stops background refreshes and waits for them to end.
+// Close stops background refreshes and fetches and waits for them to end.
 func (m *Modules) Close() {
+	m.bgMu.Lock()
+	m.closed = true
+	m.bgMu.Unlock()
 	m.bgCancel()
 	m.bg.Wait()
 }
@@ -117,25 +158,57 @@ func (e *InvalidError) Error() string {
 
 func (e *InvalidError) Unwrap() error { return e.Err }
 
-// background runs fn detached from any request, bounded by FetchTimeout.
-func (m *Modules) background(fn func(ctx context.Context)) {
-	m.bg.Add(1)
+// background runs fn detached from any request, bounded by FetchTimeout,
+// unless maxBackground functions are running already or the cache is
+// closed: then it reports false and does nothing.
+func (m *Modules) background(fn func(ctx context.Context)) bool {
+	select {
+	case m.bgSlots <- struct{}{}:
+	default:
+		return false
+	}
+	if !m.track() {
+		<-m.bgSlots
+		return false
+	}
 	go func() {
-		defer m.bg.Done()
+		defer func() { <-m.bgSlots; m.bg.Done() }()
 		ctx, cancel := context.WithTimeout(m.bgCtx, m.cfg.FetchTimeout)
 		defer cancel()
 		fn(ctx)
 	}()
+	return true
 }
+
+// track counts one more goroutine for Close to wait for, unless Close has
+// begun.
+func (m *Modules) track() bool {
+	m.bgMu.Lock()
+	defer m.bgMu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.bg.Add(1)
+	return true
+}
+
+// errClosed fails fetches asked for after Close.
+var errClosed = errors.New("modgate is shutting down; try again")
 
 // waitFlight runs fn once for all concurrent callers with the same key. The
 // fetch is detached from the first caller's context (a client that hangs up
-// must not fail the others), bounded by FetchTimeout; each caller stops
-// waiting when its own context ends.
+// must not fail the others), bounded by FetchTimeout, and ended by Close,
+// which waits for it: nothing writes to storage once Close has returned.
+// Each caller stops waiting when its own context ends.
 func (m *Modules) waitFlight(ctx context.Context, key string, fn func(context.Context) ([]byte, error)) ([]byte, error) {
 	ch := m.flight.DoChan(key, func() (any, error) {
+		if !m.track() {
+			return nil, errClosed
+		}
+		defer m.bg.Done()
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.FetchTimeout)
 		defer cancel()
+		defer context.AfterFunc(m.bgCtx, cancel)()
 		return fn(fctx)
 	})
 	select {
@@ -161,42 +234,4 @@ func observeFetch(kind string, start time.Time, err error) {
 		outcome = "error"
 	}
 	metrics.UpstreamFetches.WithLabelValues(kind, outcome).Inc()
-}
-
-// negativeCache remembers, per process, that an immutable file was not found,
-// so a burst of requests for a missing version does not hammer the source.
-type negativeCache struct {
-	mu      sync.Mutex
-	entries map[string]negEntry
-}
-
-type negEntry struct {
-	until time.Time
-	err   error
-}
-
-const maxNegEntries = 100_000
-
-func (n *negativeCache) get(key string, now time.Time) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	e, ok := n.entries[key]
-	if !ok {
-		return nil
-	}
-	if now.After(e.until) {
-		delete(n.entries, key)
-		return nil
-	}
-	return e.err
-}
-
-func (n *negativeCache) put(key string, err error, until time.Time) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if len(n.entries) >= maxNegEntries {
-		// Crude but bounded: drop everything rather than grow without limit.
-		n.entries = map[string]negEntry{}
-	}
-	n.entries[key] = negEntry{until: until, err: err}
 }

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
 
-	"github.com/modgate/modgate/internal/metrics"
 	"github.com/modgate/modgate/internal/modcheck"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
@@ -35,12 +34,13 @@ func IsCanonical(path, version string) bool {
 func (m *Modules) Info(ctx context.Context, path, query string) (info []byte, immutable *Object, err error) {
 	if module.CanonicalVersion(query) == query {
 		obj, err := m.immutable(ctx, path, query, "info", func(fctx context.Context, key string) error {
+			fctx, origin := source.WithOrigin(fctx)
 			data, err := m.cfg.Source.Info(fctx, path, query)
 			if err != nil {
 				return err
 			}
 			if _, err := modcheck.ParseInfo(data, path, query); err != nil {
-				return &InvalidError{Source: m.cfg.Source.String(), What: path + "@" + query + " .info", Err: err}
+				return &InvalidError{Source: m.originName(origin), What: path + "@" + query + " .info", Err: err}
 			}
 			return m.cfg.Store.Put(fctx, key, bytes.NewReader(data))
 		})
@@ -50,19 +50,35 @@ func (m *Modules) Info(ctx context.Context, path, query string) (info []byte, im
 	if err != nil {
 		return nil, nil, err
 	}
-	body, err := m.fresh(ctx, "query", key, func(fctx context.Context) ([]byte, error) {
+	// Query answers are kept in memory only: anyone can ask for any number
+	// of branch names, and storage must not grow with them. After a restart
+	// a query is asked again (no stale-if-error across restarts); the
+	// canonical .info it resolved to is stored, like any module file.
+	q := question{kind: "query", path: path, version: query, key: key, inMemory: true}
+	body, result, err := m.fresh(ctx, q, func(fctx context.Context) ([]byte, error) {
+		fctx, origin := source.WithOrigin(fctx)
 		data, err := m.cfg.Source.Info(fctx, path, query)
 		if err != nil {
 			return nil, err
 		}
 		info, err := modcheck.ParseInfo(data, path, "")
 		if err != nil {
-			return nil, &InvalidError{Source: m.cfg.Source.String(), What: path + "@" + query + " .info", Err: err}
+			return nil, &InvalidError{Source: m.originName(origin), What: path + "@" + query + " .info", Err: err}
 		}
 		m.rememberInfo(fctx, path, info.Version, data)
 		return data, nil
 	})
+	countResult("query", result)
 	return body, nil, err
+}
+
+// originName names the origin that sent an answer: the chain entry that
+// answered, else the whole source.
+func (m *Modules) originName(o *source.Origin) string {
+	if name := o.String(); name != "" {
+		return name
+	}
+	return m.cfg.Source.String()
 }
 
 // rememberInfo stores the .info of a canonical version learned from a query,
@@ -83,12 +99,13 @@ func (m *Modules) rememberInfo(ctx context.Context, path, version string, data [
 // GoMod returns the go.mod of a canonical version.
 func (m *Modules) GoMod(ctx context.Context, path, version string) (*Object, error) {
 	return m.immutable(ctx, path, version, "mod", func(fctx context.Context, key string) error {
+		fctx, origin := source.WithOrigin(fctx)
 		data, err := m.cfg.Source.GoMod(fctx, path, version)
 		if err != nil {
 			return err
 		}
 		if err := modcheck.CheckGoMod(data, path, version); err != nil {
-			return &InvalidError{Source: m.cfg.Source.String(), What: path + "@" + version + " .mod", Err: err}
+			return &InvalidError{Source: m.originName(origin), What: path + "@" + version + " .mod", Err: err}
 		}
 		if m.cfg.Verifier != nil {
 			h1, err := modcheck.HashGoMod(data)
@@ -96,7 +113,7 @@ func (m *Modules) GoMod(ctx context.Context, path, version string) (*Object, err
 				return err
 			}
 			if err := m.cfg.Verifier.Verify(fctx, path, version, true, h1); err != nil {
-				return fmt.Errorf("%w (go.mod from %s)", err, m.cfg.Source)
+				return fmt.Errorf("%w (go.mod from %s)", err, m.originName(origin))
 			}
 		}
 		return m.cfg.Store.Put(fctx, key, bytes.NewReader(data))
@@ -110,17 +127,23 @@ func (m *Modules) GoMod(ctx context.Context, path, version string) (*Object, err
 func (m *Modules) Zip(ctx context.Context, path, version string) (*Object, error) {
 	return m.immutable(ctx, path, version, "zip", func(fctx context.Context, key string) error {
 		what := path + "@" + version + " .zip"
+		fctx, origin := source.WithOrigin(fctx)
 		body, err := m.cfg.Source.Zip(fctx, path, version)
 		if err != nil {
 			return err
 		}
 		defer body.Close()
-		scratch := m.cfg.ScratchDir
 		fp, canMove := m.cfg.Store.(store.FilePutter)
+		var tmp *os.File
 		if canMove {
-			scratch = fp.StagingDir() // the checked file then becomes the object with one rename
+			// The checked file then becomes the object with one rename.
+			// The store's staging file is locked against its cleanup of
+			// interrupted writes while open: it stays open (deferred
+			// Close) until PutFile has moved it, and goes if we die.
+			tmp, err = fp.CreateTemp("fetch-*.zip")
+		} else {
+			tmp, err = os.CreateTemp(m.cfg.ScratchDir, "fetch-*.zip")
 		}
-		tmp, err := os.CreateTemp(scratch, "fetch-*.zip")
 		if err != nil {
 			return fmt.Errorf("scratch space: %w", err)
 		}
@@ -129,12 +152,9 @@ func (m *Modules) Zip(ctx context.Context, path, version string) (*Object, error
 		if _, err := io.Copy(tmp, body); err != nil {
 			return err
 		}
-		if err := tmp.Close(); err != nil {
-			return fmt.Errorf("scratch space: %w", err)
-		}
 		h1, err := modcheck.CheckZip(tmp.Name(), path, version)
 		if err != nil {
-			return &InvalidError{Source: m.cfg.Source.String(), What: what, Err: err}
+			return &InvalidError{Source: m.originName(origin), What: what, Err: err}
 		}
 		if m.cfg.Verifier != nil {
 			if err := m.cfg.Verifier.Verify(fctx, path, version, false, h1); err != nil {
@@ -171,15 +191,21 @@ func (m *Modules) immutable(ctx context.Context, path, version, ext string, fetc
 	}
 	if obj, err := m.open(ctx, key); err == nil || !errors.Is(err, store.ErrNotExist) {
 		if err == nil {
-			metrics.CacheResults.WithLabelValues(ext, "hit").Inc()
+			countResult(ext, resultHit)
 		}
 		return obj, err
 	}
-	if err := m.neg.get(key, m.now()); err != nil {
-		metrics.CacheResults.WithLabelValues(ext, "negative").Inc()
+	mk := newMemKey(key)
+	if live, err := m.neg.get(mk, m.now()); live {
+		countResult(ext, resultNegative)
 		return nil, err
 	}
-	metrics.CacheResults.WithLabelValues(ext, "miss").Inc()
+	g, err := m.limit.allow(ctx)
+	if err != nil {
+		countResult(ext, resultRateLimited)
+		return nil, err
+	}
+	countResult(ext, resultMiss)
 	_, err = m.waitFlight(ctx, key, func(fctx context.Context) ([]byte, error) {
 		// Another flight may have stored it between our miss and this flight.
 		if _, err := m.cfg.Store.Stat(fctx, key); err == nil {
@@ -191,16 +217,13 @@ func (m *Modules) immutable(ctx context.Context, path, version, ext string, fetc
 		start := time.Now()
 		err := fetch(fctx, key)
 		observeFetch(ext, start, err)
-		if err != nil {
-			m.log.Info("fetch failed", "module", path, "version", version, "file", ext, "err", err)
-		} else {
-			m.log.Info("fetched", "module", path, "version", version, "file", ext, "seconds", time.Since(start).Seconds())
-		}
+		m.logFetch(path, version, ext, start, err)
 		return nil, err
 	})
+	g.done(err == nil)
 	if err != nil {
 		if errors.Is(err, source.ErrNotFound) && m.cfg.NegativeTTL > 0 {
-			m.neg.put(key, err, m.now().Add(m.cfg.NegativeTTL))
+			m.neg.put(mk, err, m.now().Add(m.cfg.NegativeTTL))
 		}
 		return nil, err
 	}
@@ -215,42 +238,73 @@ func (m *Modules) open(ctx context.Context, key string) (*Object, error) {
 	return &Object{Content: rc, Info: info}, nil
 }
 
-// List returns the canonical release and pre-release versions of path: the
-// source's list merged with every version already stored, so that it still
-// answers when the source is down. Pseudo-versions are left out, as the go
-// command ignores them in lists.
-func (m *Modules) List(ctx context.Context, path string) ([]string, error) {
-	tagged, _, err := m.versions(ctx, path)
-	return tagged, err
+// Answer is modgate's answer to a mutable question (@v/list, @latest).
+type Answer struct {
+	// Body is served as is: the versions one per line, or @latest's .info.
+	Body []byte
+	// Degraded reports an answer made from stored module files alone,
+	// because the source failed and had never answered this question (or
+	// its answer was not usable): it may lack versions published upstream,
+	// so clients must not keep it.
+	Degraded bool
+}
+
+// List returns the canonical release and pre-release versions of path, one
+// per line: the source's list merged with every version already stored, so
+// that it still answers when the source is down. Pseudo-versions are left
+// out, as the go command ignores them in lists.
+func (m *Modules) List(ctx context.Context, path string) (Answer, error) {
+	tagged, _, degraded, err := m.versions(ctx, path)
+	if err != nil {
+		return Answer{}, err
+	}
+	var b strings.Builder
+	for _, v := range tagged {
+		b.WriteString(v)
+		b.WriteByte('\n')
+	}
+	return Answer{Body: []byte(b.String()), Degraded: degraded}, nil
 }
 
 // versions returns the tagged versions (for @v/list) and the pseudo-versions
 // known for path, each sorted ascending, from the source's list merged with
-// the stored versions.
-func (m *Modules) versions(ctx context.Context, path string) (tagged, pseudo []string, err error) {
+// the stored versions. degraded reports that the source failed and the
+// versions are the stored ones alone.
+func (m *Modules) versions(ctx context.Context, path string) (tagged, pseudo []string, degraded bool, err error) {
 	key, err := store.MetaKey(path, "list")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	body, srcErr := m.fresh(ctx, "list", key, func(fctx context.Context) ([]byte, error) {
+	q := question{kind: "list", path: path, key: key}
+	body, result, srcErr := m.fresh(ctx, q, func(fctx context.Context) ([]byte, error) {
 		versions, err := m.cfg.Source.List(fctx, path)
 		if err != nil {
 			return nil, err
 		}
 		return []byte(strings.Join(versions, "\n")), nil
 	})
+	if isRateLimited(srcErr) {
+		// Not asked, not failed: the client is told to come back later
+		// rather than given a list that may be incomplete.
+		countResult("list", result)
+		return nil, nil, false, srcErr
+	}
 	stored, err := m.storedVersions(ctx, path)
 	if err != nil {
-		return nil, nil, err
+		countResult("list", result)
+		return nil, nil, false, err
 	}
 	if srcErr != nil {
 		if len(stored) == 0 {
-			return nil, nil, srcErr
+			countResult("list", result)
+			return nil, nil, false, srcErr
 		}
 		if !errors.Is(srcErr, source.ErrNotFound) {
-			m.log.Warn("upstream list failed; answering with stored versions", "module", path, "err", srcErr)
+			m.log.Warn("upstream list failed; answering with the stored versions alone", "module", path, "err", srcErr)
+			degraded, result = true, resultDegraded
 		}
 	}
+	countResult("list", result)
 	seen := map[string]bool{}
 	var all []string
 	for _, v := range append(strings.Fields(string(body)), stored...) {
@@ -260,10 +314,7 @@ func (m *Modules) versions(ctx context.Context, path string) (tagged, pseudo []s
 		}
 	}
 	tagged, pseudo = splitPseudo(all)
-	if tagged == nil {
-		tagged = []string{}
-	}
-	return tagged, pseudo, nil
+	return tagged, pseudo, degraded, nil
 }
 
 // storedVersions lists the canonical versions with any file in storage.
@@ -291,46 +342,79 @@ func (m *Modules) storedVersions(ctx context.Context, path string) ([]string, er
 // @latest) or is down, the version the go command would pick from the list:
 // the highest release, else the highest pre-release, else (a module without
 // tags) the newest pseudo-version known.
-func (m *Modules) Latest(ctx context.Context, path string) ([]byte, error) {
+//
+// The answer is degraded when it could not be computed from anything the
+// source said: the list was degraded, or the version it names had to be
+// replaced with the newest one whose .info is stored.
+func (m *Modules) Latest(ctx context.Context, path string) (Answer, error) {
 	key, err := store.MetaKey(path, "latest")
 	if err != nil {
-		return nil, err
+		return Answer{}, err
 	}
-	body, latestErr := m.fresh(ctx, "latest", key, func(fctx context.Context) ([]byte, error) {
+	q := question{kind: "latest", path: path, key: key}
+	body, result, latestErr := m.fresh(ctx, q, func(fctx context.Context) ([]byte, error) {
+		fctx, origin := source.WithOrigin(fctx)
 		data, err := m.cfg.Source.Latest(fctx, path)
 		if err != nil {
 			return nil, err
 		}
 		if _, err := modcheck.ParseInfo(data, path, ""); err != nil {
-			return nil, &InvalidError{Source: m.cfg.Source.String(), What: path + "@latest", Err: err}
+			return nil, &InvalidError{Source: m.originName(origin), What: path + "@latest", Err: err}
 		}
 		return data, nil
 	})
-	if latestErr == nil {
-		return body, nil
+	if latestErr == nil || isRateLimited(latestErr) {
+		countResult("latest", result)
+		return Answer{Body: body}, latestErr
 	}
-	tagged, pseudo, err := m.versions(ctx, path)
+	ans, err := m.latestFromList(ctx, path, latestErr)
+	switch {
+	case err != nil:
+	case ans.Degraded:
+		result = resultDegraded
+	case errors.Is(latestErr, source.ErrNotFound):
+		// The source has no @latest for a module whose versions it lists
+		// (some proxies never serve @latest). Keep the answer computed
+		// from its list as if the source had given it: it is served after
+		// a restart without asking again, while the source is down too,
+		// and it is bounded by real modules. When it goes stale, the
+		// refresh asks the source's @latest again.
+		m.saveAnswer(ctx, q, &entry{Fetched: m.now(), Body: ans.Body})
+	}
+	countResult("latest", result)
+	return ans, err
+}
+
+// latestFromList answers @latest the way the go command would from the
+// list, when the source's own @latest failed with latestErr.
+func (m *Modules) latestFromList(ctx context.Context, path string, latestErr error) (Answer, error) {
+	tagged, pseudo, degraded, err := m.versions(ctx, path)
 	if err != nil || len(tagged)+len(pseudo) == 0 {
 		if errors.Is(latestErr, source.ErrNotFound) && err != nil && !errors.Is(err, source.ErrNotFound) {
-			return nil, err // the list failed for a reason worth reporting
+			return Answer{}, err // the list failed for a reason worth reporting
 		}
-		return nil, latestErr
+		return Answer{}, latestErr
 	}
 	best := pickLatest(tagged, pseudo)
 	_, obj, err := m.Info(ctx, path, best)
-	if err != nil {
+	if err != nil && !isRateLimited(err) {
 		// The source is down and that version's .info was never fetched:
 		// answer with the best version whose .info is stored instead.
 		if stored := m.storedInfos(ctx, path); len(stored) > 0 {
 			m.log.Warn("@latest: answering with the newest stored version", "module", path, "wanted", best, "err", err)
 			_, obj, err = m.Info(ctx, path, pickLatest(splitPseudo(stored)))
-		}
-		if err != nil {
-			return nil, err
+			degraded = true
 		}
 	}
+	if err != nil {
+		return Answer{}, err
+	}
 	defer obj.Content.Close()
-	return io.ReadAll(io.LimitReader(obj.Content, 1<<20))
+	data, err := io.ReadAll(io.LimitReader(obj.Content, 1<<20))
+	if err != nil {
+		return Answer{}, err
+	}
+	return Answer{Body: data, Degraded: degraded}, nil
 }
 
 // storedInfos returns the versions of path whose .info is stored.

@@ -47,10 +47,26 @@ type Config struct {
 	// NegativeTTL is how long a not-found answer is cached; 0 disables
 	// negative caching.
 	NegativeTTL time.Duration
+	// UpstreamRate is how many lookups per second each client address may
+	// send upstream: cache misses and synchronous refreshes (a lookup that
+	// finds what it asked for gives its token back); 0 disables the limit.
+	UpstreamRate int
+	// UpstreamBurst is how many such lookups a client may make at once.
+	UpstreamBurst int
 	// FetchTimeout bounds one upstream fetch.
 	FetchTimeout time.Duration
+	// UpstreamIdleTimeout aborts an upstream response that sends no byte
+	// for this long, however long the whole fetch may take.
+	UpstreamIdleTimeout time.Duration
 	// ShutdownTimeout is how long shutdown waits for in-flight requests.
 	ShutdownTimeout time.Duration
+	// MinSendRate and SendTimeout drop clients that stop reading: each
+	// write of n bytes must finish within max(SendTimeout, n/MinSendRate).
+	MinSendRate ByteSize
+	SendTimeout time.Duration
+	// MaxConns caps open client connections (lowered at start to what the
+	// file descriptor limit can hold).
+	MaxConns int
 	// SumDB is the checksum database in GOSUMDB syntax, or "off".
 	SumDB string
 	// NoSumDB lists module path patterns (GONOSUMDB syntax) that are never
@@ -197,14 +213,21 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 // not name an option.
 func LoadEnviron(args, environ []string) (*Config, error) {
 	known := map[string]bool{}
+	var names []string // option names in table order, for the hint
 	for _, o := range new(Config).options() {
 		known[EnvName(o.name)] = true
+		names = append(names, o.name)
 	}
 	env := make(map[string]string, len(environ))
 	for _, kv := range environ {
 		k, v, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(k, envPrefix) && !known[k] {
-			return nil, fmt.Errorf("env %s: unknown variable (no such modgate option; see --help)", k)
+			// Compared without the prefix, which every candidate shares.
+			hint := ""
+			if s := suggest(strings.TrimPrefix(k, envPrefix), names); s != "" {
+				hint = "did you mean " + EnvName(s) + "? "
+			}
+			return nil, fmt.Errorf("env %s: unknown variable (no such modgate option; %ssee --help)", k, hint)
 		}
 		env[k] = v
 	}
@@ -273,7 +296,7 @@ func parseFlags(args []string, opts []*option) ([]flagSetting, error) {
 			Usage(helpOutput)
 			return nil, flag.ErrHelp
 		}
-		return nil, flagError(err)
+		return nil, flagError(err, opts)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
@@ -282,11 +305,18 @@ func parseFlags(args []string, opts []*option) ([]flagSetting, error) {
 }
 
 // flagError rewrites the flag package's parse errors into this package's
-// "flag --name: problem" form.
-func flagError(err error) error {
+// "flag --name: problem" form; an unknown flag gets the closest option as a
+// hint. (The flag package's own message and usage dump are discarded: see
+// newFlagSet.)
+func flagError(err error, opts []*option) error {
 	msg := err.Error()
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
-		return fmt.Errorf("flag --%s: unknown flag (see --help)", strings.TrimLeft(name, "-"))
+		name = strings.TrimLeft(name, "-")
+		hint := ""
+		if s := suggest(name, optionNames(opts, "")); s != "" {
+			hint = "did you mean --" + s + "? "
+		}
+		return fmt.Errorf("flag --%s: unknown flag (%ssee --help)", name, hint)
 	}
 	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
 		return fmt.Errorf("flag --%s: missing value", strings.TrimLeft(name, "-"))
@@ -323,4 +353,80 @@ Flags:
 		b.WriteString("\n")
 	}
 	io.WriteString(w, b.String())
+}
+
+// suggest returns the name in names closest to the unknown name s, for a
+// "did you mean" hint, or "" if none is close enough to be a likely typo.
+// Case and '_' versus '-' do not count, so that env-style spellings in a
+// file or a flag (DATA_DIR, list_ttl) find their option. A match needs at
+// most 2 edits, and at most one edit per three letters of s: between short
+// names everything is "close" and the hint would be noise. Ties go to the
+// earlier name, so that the message is the same from run to run.
+func suggest(s string, names []string) string {
+	norm := func(x string) string { return strings.ToLower(strings.ReplaceAll(x, "_", "-")) }
+	r := []rune(norm(s))
+	limit := min(2, len(r)/3)
+	best, bestD := "", limit+1
+	for _, n := range names {
+		n2 := []rune(norm(n))
+		// The distance is at least the difference in length: skip the
+		// quadratic work when that alone is too far (s can be a whole
+		// line of a config file).
+		if abs(len(r)-len(n2)) > limit {
+			continue
+		}
+		if d := editDistance(string(r), string(n2)); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// editDistance is the optimal string alignment distance between a and b
+// (Damerau-Levenshtein restricted to edits that do not overlap): the number
+// of rune insertions, deletions, substitutions and transpositions of two
+// adjacent runes needed to turn a into b. A transposition ("lsit" for
+// "list") is the most common typo, so it counts as one edit, not two.
+func editDistance(a, b string) int {
+	s, t := []rune(a), []rune(b)
+	// d[i][j] is the distance between s[:i] and t[:j].
+	d := make([][]int, len(s)+1)
+	for i := range d {
+		d[i] = make([]int, len(t)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(s); i++ {
+		for j := 1; j <= len(t); j++ {
+			cost := 1
+			if s[i-1] == t[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && s[i-1] == t[j-2] && s[i-2] == t[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(s)][len(t)]
+}
+
+// optionNames returns the names of opts in table order, leaving out except.
+func optionNames(opts []*option, except string) []string {
+	names := make([]string, 0, len(opts))
+	for _, o := range opts {
+		if o.name != except {
+			names = append(names, o.name)
+		}
+	}
+	return names
 }

@@ -72,17 +72,23 @@ func TestDefaults(t *testing.T) {
 	noGoEnv(t)
 	c := mustLoad(t, nil, env(nil))
 	want := Config{
-		Listen:          ":8080",
-		DataDir:         "modgate-data",
-		Upstream:        "https://proxy.example.com",
-		UpstreamDerived: true,
-		ListTTL:         5 * time.Minute,
-		NegativeTTL:     time.Minute,
-		FetchTimeout:    10 * time.Minute,
-		ShutdownTimeout: 30 * time.Second,
-		SumDB:           "sum.golang.org",
-		LogLevel:        "info",
-		LogFormat:       "json",
+		Listen:              ":8080",
+		DataDir:             "modgate-data",
+		Upstream:            "https://proxy.example.com",
+		UpstreamDerived:     true,
+		ListTTL:             5 * time.Minute,
+		NegativeTTL:         time.Minute,
+		UpstreamRate:        20,
+		UpstreamBurst:       100,
+		FetchTimeout:        10 * time.Minute,
+		UpstreamIdleTimeout: 30 * time.Second,
+		ShutdownTimeout:     30 * time.Second,
+		MinSendRate:         8 << 10,
+		SendTimeout:         30 * time.Second,
+		MaxConns:            4096,
+		SumDB:               "sum.golang.org",
+		LogLevel:            "info",
+		LogFormat:           "json",
 	}
 	got := *c
 	got.sources = nil
@@ -217,7 +223,7 @@ func TestUnknownKeys(t *testing.T) {
 	} {
 		path := writeFile(t, name, content)
 		_, err := Load([]string{"--config", path}, env(nil))
-		want := "config file " + path + `: unknown key "listn"`
+		want := "config file " + path + `: unknown key "listn" (did you mean "listen"?)`
 		if err == nil || err.Error() != want {
 			t.Errorf("%s: got error %v, want %q", name, err, want)
 		}

@@ -45,7 +45,12 @@ func (c *Config) loadFile(path string, opts map[string]*option) error {
 	for _, e := range entries {
 		o := opts[e.key]
 		if o == nil {
-			return fmt.Errorf("config file %s: unknown key %q", path, e.key)
+			// config is not allowed in a file, so it is never the hint.
+			hint := ""
+			if s := suggest(e.key, optionNames(c.options(), configKey)); s != "" {
+				hint = fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			return fmt.Errorf("config file %s: unknown key %q%s", path, e.key, hint)
 		}
 		if o.name == configKey {
 			return fmt.Errorf("config file %s: key %q is not allowed in a config file", path, e.key)

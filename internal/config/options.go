@@ -27,8 +27,14 @@ func (c *Config) options() []*option {
 		opt(&c.TLSKey, "tls-key", stringKind, "", "TLS private key file (PEM); serve HTTPS when set together with --tls-cert", fileExists),
 		opt(&c.ListTTL, "list-ttl", durationKind, 5*time.Minute, "how long @v/list, @latest and branch/commit queries are fresh before a background refresh", positive),
 		opt(&c.NegativeTTL, "negative-ttl", durationKind, time.Minute, "how long a not-found answer is cached (0 disables)", nonNegative),
+		opt(&c.UpstreamRate, "upstream-rate", intKind, 20, "lookups per second each client address may send upstream for files not stored yet (a lookup that finds its module gives its token back); 0 disables the limit", atLeast(0)),
+		opt(&c.UpstreamBurst, "upstream-burst", intKind, 100, "lookups a client address may send upstream at once before --upstream-rate applies", atLeast(1)),
 		opt(&c.FetchTimeout, "fetch-timeout", durationKind, 10*time.Minute, "upper bound on one upstream fetch (a large zip)", positive),
+		opt(&c.UpstreamIdleTimeout, "upstream-idle-timeout", durationKind, 30*time.Second, "abort an upstream download that sends no data for this long (separate from --fetch-timeout, the bound on the whole fetch)", positive),
 		opt(&c.ShutdownTimeout, "shutdown-timeout", durationKind, 30*time.Second, "how long SIGTERM waits for in-flight requests", positive),
+		opt(&c.MinSendRate, "min-send-rate", byteSizeKind, 8<<10, "slowest a client may take a response, in bytes per second over --send-timeout; slower clients, and stalled ones, are dropped", greaterThanZero[ByteSize]),
+		opt(&c.SendTimeout, "send-timeout", durationKind, 30*time.Second, "window of --min-send-rate: responses go out in chunks of rate × window bytes, each of which the client must take within the window (nothing is timed before a response starts)", positive),
+		opt(&c.MaxConns, "max-conns", intKind, 4096, "most client connections open at once; further clients wait to be accepted (lowered at start to fit the open-file limit)", greaterThanZero[int]),
 		opt(&c.SumDB, "sumdb", stringKind, "sum.golang.org", "checksum database to verify public modules against, GOSUMDB syntax (\"name\", \"name+key [URL]\"); \"off\" disables verification", notEmpty),
 		opt(&c.NoSumDB, "nosumdb", stringKind, "", "comma-separated module path patterns (GONOSUMDB syntax) never verified and never looked up", globList),
 		opt(&c.LogLevel, "log-level", stringKind, "info", "log level: debug, info, warn or error", oneOf("debug", "info", "warn", "error")),
@@ -309,6 +315,24 @@ var byteSizeKind = kind[ByteSize]{
 func positive(d time.Duration) error {
 	if d <= 0 {
 		return fmt.Errorf("must be greater than 0, got %s", formatDuration(d))
+	}
+	return nil
+}
+
+// atLeast accepts integers of at least lo.
+func atLeast(lo int) func(int) error {
+	return func(n int) error {
+		if n < lo {
+			return fmt.Errorf("must be at least %d, got %d", lo, n)
+		}
+		return nil
+	}
+}
+
+// greaterThanZero checks a count or a size.
+func greaterThanZero[T int | ByteSize](n T) error {
+	if n <= 0 {
+		return fmt.Errorf("must be greater than 0, got %d", n)
 	}
 	return nil
 }

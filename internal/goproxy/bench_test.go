@@ -30,6 +30,7 @@ import (
 
 	"github.com/modgate/modgate/internal/cache"
 	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/httpserver"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/testenv"
@@ -149,7 +150,11 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		Logger:       log,
 	})
 	b.Cleanup(modules.Close)
-	proxy := httptest.NewServer(goproxy.Instrument(log, &goproxy.Handler{Modules: modules}))
+	// As cmd/modgate serves: default send deadlines, capped listener.
+	proxy := httptest.NewUnstartedServer(goproxy.Instrument(log, &goproxy.Handler{Modules: modules},
+		goproxy.SendDeadlines(8<<10, 30*time.Second)))
+	proxy.Listener = httpserver.NewListener(proxy.Listener, 4096, nil)
+	proxy.Start()
 	b.Cleanup(proxy.Close)
 	tr := &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}
 	b.Cleanup(tr.CloseIdleConnections)

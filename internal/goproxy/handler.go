@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/module"
 
 	"github.com/modgate/modgate/internal/cache"
+	"github.com/modgate/modgate/internal/redact"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/sumdb"
@@ -21,6 +24,11 @@ const (
 	cacheImmutable = "public, max-age=31536000, immutable"
 	cacheMutable   = "public, max-age=60"
 )
+
+// degradedHeader marks a @v/list or @latest answer made from stored module
+// files alone because the upstream failed (cache.Answer.Degraded); such
+// answers are also sent with Cache-Control: no-store.
+const degradedHeader = "X-Modgate-Degraded"
 
 // Handler serves the GOPROXY protocol from a module cache.
 type Handler struct {
@@ -38,27 +46,31 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	ctx := r.Context()
+	// Lookups the cache must send upstream are rate-limited per client: the
+	// connection's address, not a header any client can forge.
+	ctx := cache.WithClient(r.Context(), r.RemoteAddr)
 	switch req.Kind {
-	case KindList:
-		versions, err := h.Modules.List(ctx, req.Path)
+	case KindList, KindLatest:
+		var ans cache.Answer
+		ctype := "text/plain; charset=utf-8"
+		if req.Kind == KindList {
+			ans, err = h.Modules.List(ctx, req.Path)
+		} else {
+			ans, err = h.Modules.Latest(ctx, req.Path)
+			ctype = "application/json"
+		}
 		if err != nil {
 			h.fail(w, r, req, err)
 			return
 		}
-		var b strings.Builder
-		for _, v := range versions {
-			b.WriteString(v)
-			b.WriteByte('\n')
+		cc := cacheMutable
+		if ans.Degraded {
+			// Made from stored files while the upstream fails: it may lack
+			// versions, so neither clients nor caches between may keep it.
+			cc = "no-store"
+			w.Header().Set(degradedHeader, "upstream unavailable; answered from the versions stored in modgate only")
 		}
-		writeSmall(w, r, "text/plain; charset=utf-8", []byte(b.String()))
-	case KindLatest:
-		data, err := h.Modules.Latest(ctx, req.Path)
-		if err != nil {
-			h.fail(w, r, req, err)
-			return
-		}
-		writeSmall(w, r, "application/json", data)
+		writeSmall(w, r, ctype, cc, ans.Body)
 	case KindInfo:
 		if module.CanonicalVersion(req.Version) == req.Version {
 			// A canonical-looking version must also suit the path (v2+ needs /v2).
@@ -76,7 +88,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			serveObject(w, r, "application/json", obj)
 			return
 		}
-		writeSmall(w, r, "application/json", data)
+		writeSmall(w, r, "application/json", cacheMutable, data)
 	case KindMod, KindZip:
 		if !cache.IsCanonical(req.Path, req.Version) {
 			h.fail(w, r, req, notCanonical(req))
@@ -126,10 +138,10 @@ func serveObject(w http.ResponseWriter, r *http.Request, ctype string, obj *cach
 	http.ServeContent(w, r, "", obj.ModTime, obj.Content)
 }
 
-func writeSmall(w http.ResponseWriter, r *http.Request, ctype string, data []byte) {
+func writeSmall(w http.ResponseWriter, r *http.Request, ctype, cacheControl string, data []byte) {
 	hdr := w.Header()
 	hdr.Set("Content-Type", ctype)
-	hdr.Set("Cache-Control", cacheMutable)
+	hdr.Set("Cache-Control", cacheControl)
 	hdr.Set("Content-Length", fmt.Sprint(len(data)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
@@ -149,8 +161,16 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, req Request, err 
 		fetch *source.FetchError
 		badV  *invalidVersionError
 		ver   *sumdb.VerifyError
+		limit *cache.RateLimitError
 	)
 	switch {
+	case errors.As(err, &limit):
+		secs := int((limit.RetryAfter + time.Second - 1) / time.Second)
+		if secs < 1 {
+			secs = 1
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		WriteError(w, r, http.StatusTooManyRequests, fmt.Sprintf("%s: %v; retry in %ds, or ask modgate's operator to raise --upstream-rate", what, limit, secs))
 	case errors.As(err, &ver) && ver.Kind == sumdb.Unavailable:
 		// Not a verdict: the database could not be asked. Not 404, so that
 		// the go command does not fall through to an unverified source.
@@ -175,10 +195,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, req Request, err 
 	case errors.Is(err, store.ErrInvalidKey):
 		WriteError(w, r, http.StatusBadRequest, fmt.Sprintf("%s: %v", what, err))
 	default:
-		// The cause may name files of the server: it goes to the log, and the
-		// client gets the request id to quote.
-		logger(r).Error("internal error", "module", req.Path, "version", req.Version, "err", err)
-		WriteError(w, r, http.StatusInternalServerError, fmt.Sprintf("%s: internal error in modgate; ask its operator to check the logs for request id %s", what, w.Header().Get("X-Request-Id")))
+		// The cause may name files of the server: it goes to the request's
+		// log line, and the client gets the request id to quote (first, so
+		// that a long module path cannot push it out of the message).
+		noteError(r, err, "module", logPath(req.Path), "version", logPath(req.Version))
+		WriteError(w, r, http.StatusInternalServerError, fmt.Sprintf("internal error in modgate (request id %s) serving %s; ask its operator to check the logs for that request id", w.Header().Get("X-Request-Id"), logPath(what)))
 	}
 }
 
@@ -186,6 +207,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, req Request, err 
 // body of an error response only when it is text/plain.
 func WriteError(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	msg = strings.Join(strings.Fields(msg), " ") // one line, whatever the cause said
+	// Causes quote upstream URLs, which may carry credentials.
+	msg = redact.Text(msg)
 	// The go command shows at most 648 bytes of an error body.
 	if len(msg) > 600 {
 		msg = strings.ToValidUTF8(msg[:600], "") + "..."

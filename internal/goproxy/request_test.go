@@ -2,7 +2,10 @@ package goproxy
 
 import (
 	"errors"
+	"strings"
 	"testing"
+
+	"golang.org/x/mod/module"
 )
 
 func TestParseRequest(t *testing.T) {
@@ -47,16 +50,53 @@ func TestParseRequest(t *testing.T) {
 	}
 }
 
+// FuzzParseRequest: ParseRequest never panics, refuses with a
+// *BadRequestError, and accepts only what it can give back exactly: the
+// escaped path and version of an accepted request rebuild the input, so
+// nothing it accepts can name a different file than the one asked for.
 func FuzzParseRequest(f *testing.F) {
-	f.Add("/golang.org/x/mod/@v/v0.1.0.zip")
-	f.Add("/github.com/!a/b/@latest")
+	for _, s := range []string{
+		"/golang.org/x/mod/@v/v0.1.0.zip",
+		"/github.com/!a/b/@latest",
+		"/github.com/x/y/@v/list",
+		"/github.com/x/y/@v/v1.0.0-!r!c1.info",
+		"/gopkg.in/yaml.v2/@v/v2.4.0.mod",
+		"/example.com/m/@v/main.info",
+		"/example.com/m/@v/../../@v/list",
+		"/example.com/m/@v/v1.0.0.zip/@v/list",
+	} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, in string) {
 		req, err := ParseRequest(in)
 		if err != nil {
+			if !errors.As(err, new(*BadRequestError)) {
+				t.Fatalf("ParseRequest(%q) error %T, want *BadRequestError", in, err)
+			}
 			return
 		}
 		if req.Path == "" || req.Kind == "" {
 			t.Fatalf("ParseRequest(%q) accepted an empty request: %+v", in, req)
+		}
+		ep, err := module.EscapePath(req.Path)
+		if err != nil {
+			t.Fatalf("ParseRequest(%q) accepted path %q, which does not escape: %v", in, req.Path, err)
+		}
+		var rebuilt string
+		switch req.Kind {
+		case KindList:
+			rebuilt = "/" + ep + "/@v/list"
+		case KindLatest:
+			rebuilt = "/" + ep + "/@latest"
+		default:
+			ev, err := module.EscapeVersion(req.Version)
+			if err != nil {
+				t.Fatalf("ParseRequest(%q) accepted version %q, which does not escape: %v", in, req.Version, err)
+			}
+			rebuilt = "/" + ep + "/@v/" + ev + "." + string(req.Kind)
+		}
+		if rebuilt != in && rebuilt != "/"+strings.TrimPrefix(in, "/") {
+			t.Fatalf("ParseRequest(%q) = %+v, which is the request %q", in, req, rebuilt)
 		}
 	})
 }

@@ -31,11 +31,15 @@ var (
 		Help: "Response body bytes written, by endpoint.",
 	}, []string{"endpoint"})
 
-	// CacheResults counts cache lookups by kind and result (hit, miss, stale,
-	// stale_if_error, negative).
+	// CacheResults counts cache lookups by kind and result: hit, miss,
+	// stale (served, refreshed in the background), stale_if_error (served
+	// because the source failed), negative (a remembered not-found answer),
+	// degraded (a list or @latest made from stored files alone because the
+	// source failed) and rate_limited (refused: the client's upstream rate
+	// limit).
 	CacheResults = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "modgate_cache_requests_total",
-		Help: "Cache lookups by kind (info, mod, zip, list, latest, query) and result.",
+		Help: "Cache lookups by kind (info, mod, zip, list, latest, query) and result (hit, miss, stale, stale_if_error, negative, degraded, rate_limited).",
 	}, []string{"kind", "result"})
 
 	// UpstreamFetches counts fetches from origins by kind and outcome

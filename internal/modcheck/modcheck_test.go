@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/sumdb/dirhash"
 )
 
 func TestParseInfo(t *testing.T) {
@@ -82,5 +84,34 @@ func TestHashGoMod(t *testing.T) {
 	h, err := HashGoMod([]byte("module golang.org/x/text\n"))
 	if want := "h1:NqM8EUOU14njkJ3fqMW+pc6Ldnwhi/IjpwHt7yyuwOQ="; err != nil || h != want {
 		t.Fatalf("HashGoMod = %q, %v; want %s", h, err, want)
+	}
+}
+
+// TestCheckZipDirectoryEntries pins a finding of FuzzCheckZip: a zip with
+// directory entries (which the go command's own zips never have) passes
+// golang.org/x/mod/zip.CheckZip, and the go command downloads and extracts
+// it, so CheckZip accepts it too, with the hash the go command computes
+// for it. That hash counts the directory entries, which extraction does not
+// recreate, so `go mod verify` later reports such a module as modified: it
+// is accepted because refusing it would make the module unusable through
+// modgate while the go command itself takes it, not because it is clean.
+func TestCheckZipDirectoryEntries(t *testing.T) {
+	name := writeZip(t, map[string]string{
+		"example.com/m@v1.0.0/":       "",
+		"example.com/m@v1.0.0/x/":     "",
+		"example.com/m@v1.0.0/x/a.go": "package x\n",
+	})
+	h1, err := CheckZip(name, "example.com/m", "v1.0.0")
+	if err != nil {
+		t.Fatalf("CheckZip: %v", err)
+	}
+	want, err := dirhash.HashZip(name, dirhash.Hash1)
+	if err != nil || h1 != want {
+		t.Fatalf("CheckZip hash %s, want dirhash.HashZip's %s (%v)", h1, want, err)
+	}
+	// Without the directory entries the hash differs: they are hashed.
+	plain := writeZip(t, map[string]string{"example.com/m@v1.0.0/x/a.go": "package x\n"})
+	if h, _ := CheckZip(plain, "example.com/m", "v1.0.0"); h == h1 {
+		t.Errorf("directory entries do not change the hash (%s): the comment above is wrong", h)
 	}
 }

@@ -55,7 +55,9 @@ func URL(raw string) string {
 	if u.RawQuery != "" {
 		q, err := url.ParseQuery(u.RawQuery)
 		if err != nil {
-			u.RawQuery = Mask
+			// Unparsable: mask it whole, as a parameter so that redacting
+			// the result again changes nothing.
+			u.RawQuery = Mask + "=" + Mask
 			changed = true
 		} else {
 			for name, vals := range q {
@@ -99,12 +101,17 @@ func maskAuthority(s string) string {
 // white space or a quote.
 var urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>` + "`" + `]+`)
 
-// Text returns s with every URL in it redacted (see URL).
+// Text returns s with every URL in it redacted (see URL). Punctuation that
+// ends a URL in prose ("see https://host/x." or "(https://host/x);") stays
+// outside it.
 func Text(s string) string {
 	if !strings.Contains(s, "://") {
 		return s
 	}
-	return urlInText.ReplaceAllStringFunc(s, URL)
+	return urlInText.ReplaceAllStringFunc(s, func(m string) string {
+		trimmed := strings.TrimRight(m, ".,:;)]}!?")
+		return URL(trimmed) + m[len(trimmed):]
+	})
 }
 
 // Line makes text from outside (an upstream's error body, a git server's

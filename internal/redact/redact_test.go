@@ -22,6 +22,25 @@ func TestURL(t *testing.T) {
 	}
 }
 
+func TestIdempotentAndPunctuation(t *testing.T) {
+	for _, in := range []string{
+		"https://u:p@host/x?a=%zz&token=t",
+		"https://host/x?token=t",
+		"https://u@host",
+		"https://host/x?REDACTED=REDACTED",
+	} {
+		once := URL(in)
+		if twice := URL(once); twice != once {
+			t.Errorf("URL(URL(%q)) = %q, URL once = %q", in, twice, once)
+		}
+	}
+	got := Text("404 (https://proxy.example/m/@v/list?token=abc): module host not permitted.")
+	want := "404 (https://proxy.example/m/@v/list?token=REDACTED): module host not permitted."
+	if got != want {
+		t.Errorf("Text = %q, want %q", got, want)
+	}
+}
+
 func TestTextAndLine(t *testing.T) {
 	in := `Get "http://alice:hunter2@10.0.0.1:3128/github.com/x/@v/list": dial tcp: i/o timeout` + "\nsecond line\x1b[31m"
 	got := Line(in, 0)
@@ -45,6 +64,9 @@ func FuzzLine(f *testing.F) {
 			return
 		}
 		out := Line(s, max)
+		if again := Text(out); again != out && max == 0 {
+			t.Fatalf("Line(%q) = %q is changed by Text again: %q", s, out, again)
+		}
 		if strings.ContainsAny(out, "\n\r") {
 			t.Fatalf("Line(%q) has a line break: %q", s, out)
 		}

@@ -23,8 +23,10 @@ type chainEntry struct {
 }
 
 // ParseList parses a GOPROXY-syntax list. newUpstream builds the source for
-// an http(s) URL. "direct" and "off" are accepted: "off" answers not found
-// (lookups disabled), "direct" answers that direct fetching is not configured.
+// an http(s) URL, given as configured: credentials included, since the
+// requests need them (the source's String must not show them). "direct" and
+// "off" are accepted: "off" answers not found (lookups disabled), "direct"
+// answers that direct fetching is not configured.
 func ParseList(list string, newUpstream func(baseURL string) Source) (*Chain, error) {
 	c := &Chain{}
 	for list != "" {
@@ -47,10 +49,15 @@ func ParseList(list string, newUpstream func(baseURL string) Source) (*Chain, er
 			src = unconfiguredDirect{}
 		default:
 			u, err := url.Parse(entry)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return nil, fmt.Errorf("upstream entry %q: want an http(s) URL, \"direct\" or \"off\"", entry)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+				// A host ending in ":" is a doubled scheme ("https://https://h").
+				strings.HasSuffix(u.Host, ":") {
+				// The entry may carry credentials: quote it redacted.
+				return nil, fmt.Errorf("upstream entry %q: want an http(s) URL, \"direct\" or \"off\"", redactedName(entry))
 			}
-			src = newUpstream(strings.TrimSuffix(entry, "/"))
+			// Without trailing slashes, so that String() parses back to
+			// the same list.
+			src = newUpstream(strings.TrimRight(entry, "/"))
 		}
 		c.entries = append(c.entries, chainEntry{src: src, anyError: anyError})
 	}
@@ -60,6 +67,8 @@ func ParseList(list string, newUpstream func(baseURL string) Source) (*Chain, er
 	return c, nil
 }
 
+// String returns the list in GOPROXY syntax, as the entries name
+// themselves: an Upstream's credentials are redacted.
 func (c *Chain) String() string {
 	var b strings.Builder
 	for i, e := range c.entries {
@@ -153,7 +162,8 @@ func (d unconfiguredDirect) Zip(context.Context, string, string) (io.ReadCloser,
 	return nil, d.err()
 }
 
-// UpstreamURLs returns the base URLs of the chain's proxy entries, in order.
+// UpstreamURLs returns the base URLs of the chain's proxy entries, in order,
+// as configured: with their credentials, for making requests only.
 func (c *Chain) UpstreamURLs() []string {
 	var urls []string
 	for _, e := range c.entries {

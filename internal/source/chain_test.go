@@ -73,9 +73,7 @@ func TestChainFallThrough(t *testing.T) {
 }
 
 func TestChainUnreachable(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	dead := srv.URL
-	srv.Close()
+	dead := refusedURL(t)
 	_, err := chainOf(t, dead).GoMod(context.Background(), "example.com/m", "v1.0.0")
 	var fe *FetchError
 	if !errors.As(err, &fe) || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), dead) {
@@ -84,10 +82,16 @@ func TestChainUnreachable(t *testing.T) {
 }
 
 func TestParseListErrors(t *testing.T) {
-	for _, list := range []string{"", ",", "ftp://x", "example.com", "https://"} {
+	for _, list := range []string{"", ",", "ftp://x", "example.com", "https://", "https://https://h"} {
 		if _, err := ParseList(list, func(string) Source { return off{} }); err == nil {
 			t.Errorf("ParseList(%q) succeeded", list)
 		}
+	}
+	// A doubled scheme puts the credentials where URL parsing does not
+	// see them: rejected, and not shown in the error.
+	_, err := ParseList("https://https://user:pw@h", func(string) Source { return off{} })
+	if err == nil || strings.Contains(err.Error(), "user") || strings.Contains(err.Error(), "pw") {
+		t.Errorf("doubled scheme: err = %v", err)
 	}
 	c := chainOf(t, "https://a.example|https://b.example,direct")
 	if got := c.String(); got != "https://a.example|https://b.example,direct" {

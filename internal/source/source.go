@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/modgate/modgate/internal/redact"
 )
 
 // Source fetches module files from one origin or a chain of them.
@@ -28,9 +30,11 @@ type Source interface {
 	String() string
 }
 
-// ErrNotFound marks answers meaning "this origin does not have it"; the
-// chain falls through to its next entry on them, and the HTTP layer turns
-// them into 404 so that the go command falls through to its next GOPROXY.
+// ErrNotFound marks answers meaning "this origin does not have it, or will
+// not serve it" (an upstream's 404 and 410, and its refusals: 403 "not
+// available", 400 "module host not permitted"). The chain falls through to
+// its next entry on them, and the HTTP layer turns them into 404 so that the
+// go command falls through to its next GOPROXY.
 var ErrNotFound = errors.New("not found")
 
 // NotFoundError is an ErrNotFound with the origin's explanation.
@@ -39,20 +43,25 @@ type NotFoundError struct {
 	Msg    string // its one-line reason, may be empty
 }
 
+// Error redacts credentials once more: Msg may come from storage (a cached
+// not-found answer written by an older modgate) or from a caller that did
+// not redact. Source is redacted as the URL it is, like Upstream.String,
+// not as free text, which would take the ":" after it for part of the URL.
 func (e *NotFoundError) Error() string {
 	switch {
 	case e.Source == "":
-		return e.Msg
+		return redact.Text(e.Msg)
 	case e.Msg == "":
-		return e.Source + ": not found"
+		return redactedName(e.Source) + ": not found"
 	}
-	return e.Source + ": " + e.Msg
+	return redactedName(e.Source) + ": " + redact.Text(e.Msg)
 }
 
 func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
 
 // FetchError is a failure to get an answer from an origin: it was
-// unreachable, timed out, or answered with an unexpected status.
+// unreachable, timed out, or answered with a status that is not about the
+// module (401, 407, 429, 5xx).
 type FetchError struct {
 	Source  string
 	Op      string // what was being fetched, e.g. "golang.org/x/mod@v0.1.0 .zip"
@@ -61,11 +70,14 @@ type FetchError struct {
 	Err     error
 }
 
+// Error never shows credentials, whoever filled in the fields: Source is
+// an upstream's name and Err may quote a request URL.
 func (e *FetchError) Error() string {
+	src, cause := redactedName(e.Source), redact.Text(fmt.Sprint(e.Err))
 	if e.Status != 0 {
-		return fmt.Sprintf("%s answered %d for %s: %v", e.Source, e.Status, e.Op, e.Err)
+		return fmt.Sprintf("%s answered %d for %s: %s", src, e.Status, e.Op, cause)
 	}
-	return fmt.Sprintf("fetching %s from %s: %v", e.Op, e.Source, e.Err)
+	return fmt.Sprintf("fetching %s from %s: %s", e.Op, src, cause)
 }
 
 func (e *FetchError) Unwrap() error { return e.Err }

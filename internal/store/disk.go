@@ -23,14 +23,15 @@ import (
 // Its name is reserved: keys whose first element is stagingDir are invalid.
 const stagingDir = ".tmp"
 
-// staleTempAge is how old a file in the staging directory must be before
-// NewDisk removes it as debris of a crashed Put.
+// Staging files are locked while they are written (see staging_flock.go),
+// so CleanStaging can tell a leftover of a process that died mid-write
+// (kill -9, OOM, power loss) from a write in progress, in this process or in
+// another one sharing the data directory (a rolling restart, replicas on a
+// shared volume), whatever the file's age.
 //
-// We deliberately do not remove every staging file at start: two processes
-// may share a data directory (a rolling restart, two replicas on a shared
-// volume), and removing the other process's in-flight temp file would make
-// its Put fail. No Put legitimately takes an hour, so anything older is a
-// leftover of a process that died (kill -9, OOM, power loss) mid-Put.
+// staleTempAge is the fallback where files cannot be locked: a staging file
+// is taken for a leftover once it has not been modified for that long. No
+// write legitimately takes an hour.
 const staleTempAge = time.Hour
 
 // Temp file name prefixes in the staging directory.
@@ -38,6 +39,17 @@ const (
 	putTempPrefix  = "put-"
 	pingTempPrefix = "ping-"
 )
+
+// newStagingGrace: an empty staging file younger than this may be one that
+// its writer has created and not yet locked (two system calls apart), so
+// CleanStaging leaves it. Leftovers with data go whatever their age.
+const newStagingGrace = time.Minute
+
+// claimAttempts bounds how often createStaging tries again when its new
+// file was removed before it could lock it, which newStagingGrace makes
+// all but impossible: failing three times means something else is
+// removing files in the staging directory.
+const claimAttempts = 3
 
 // copyBufPool holds the buffers Put streams through, so a Put allocates
 // (almost) nothing regardless of the object size.
@@ -69,8 +81,8 @@ type Disk struct {
 var _ Store = (*Disk)(nil)
 
 // NewDisk returns a Disk rooted at root, creating root (mode 0o755) and its
-// staging directory if needed. Staging files older than an hour, left by a
-// process that died in the middle of a Put, are removed.
+// staging directory if needed. Staging files left by processes that died in
+// the middle of a write are removed (CleanStaging).
 func NewDisk(root string) (*Disk, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
@@ -83,8 +95,8 @@ func NewDisk(root string) (*Disk, error) {
 	if err := os.MkdirAll(d.tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("store: create staging dir: %w", err)
 	}
-	if err := d.removeStaleTemps(time.Now().Add(-staleTempAge)); err != nil {
-		return nil, fmt.Errorf("store: clean staging dir: %w", err)
+	if _, _, err := d.CleanStaging(context.Background()); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -92,31 +104,89 @@ func NewDisk(root string) (*Disk, error) {
 // Root returns the absolute path of the store's root directory.
 func (d *Disk) Root() string { return d.root }
 
-// removeStaleTemps removes the files in the staging directory last
-// modified before cutoff.
-func (d *Disk) removeStaleTemps(cutoff time.Time) error {
+// CleanStaging removes the leftovers of interrupted writes from the
+// staging directory: every file there that no writer holds locked, except
+// empty files younger than a minute (on platforms without file locks: every
+// file not modified for an hour). It returns how many files it removed and
+// their total size. NewDisk calls it; a long-running server should call it
+// periodically too, since a Put or a fetch killed with its process (or
+// another process sharing the data directory) leaves its partial file.
+//
+// It is safe while other goroutines and processes write to the store.
+func (d *Disk) CleanStaging(ctx context.Context) (removed int, bytes int64, err error) {
 	entries, err := os.ReadDir(d.tmp)
 	if err != nil {
-		return err
+		return 0, 0, fmt.Errorf("store: clean staging dir: %w", err)
 	}
 	var errs []error
 	for _, e := range entries {
-		info, err := e.Info()
+		if err := ctx.Err(); err != nil {
+			return removed, bytes, fmt.Errorf("store: clean staging dir: %w", err)
+		}
+		if !e.Type().IsRegular() {
+			continue // the store creates only regular files there
+		}
+		ok, size, err := removeIfUnused(filepath.Join(d.tmp, e.Name()))
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // removed concurrently
-			}
 			errs = append(errs, err)
 			continue
 		}
-		if info.IsDir() || !info.ModTime().Before(cutoff) {
-			continue
-		}
-		if err := os.Remove(filepath.Join(d.tmp, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
+		if ok {
+			removed++
+			bytes += size
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return removed, bytes, fmt.Errorf("store: clean staging dir: %w", err)
+	}
+	return removed, bytes, nil
+}
+
+// createStaging creates a new file in the staging directory, named after
+// pattern (as os.CreateTemp), and locks it: CleanStaging leaves it alone
+// until it is closed.
+func (d *Disk) createStaging(pattern string) (*os.File, error) {
+	for range claimAttempts {
+		f, err := os.CreateTemp(d.tmp, pattern)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := claimStaging(f)
+		if ok {
+			return f, nil
+		}
+		if err != nil {
+			discardStaging(f)
+			return nil, fmt.Errorf("lock staging file: %w", err)
+		}
+		f.Close() // a CleanStaging removed it before we could lock it
+	}
+	return nil, fmt.Errorf("staging files in %s are removed as soon as they are created", d.tmp)
+}
+
+// discardStaging removes a staging file and closes it: with locks, the
+// removal happens under the lock; without (Windows cannot remove an open
+// file), after the close.
+func discardStaging(f *os.File) error {
+	if stagingLocks {
+		rerr := os.Remove(f.Name())
+		return errors.Join(rerr, f.Close())
+	}
+	cerr := f.Close()
+	return errors.Join(cerr, os.Remove(f.Name()))
+}
+
+// CreateTemp creates a new file in the staging directory, for a caller to
+// write and then hand to PutFile. The file is locked against CleanStaging
+// until it is closed: keep it open until PutFile has returned (closing it
+// earlier lets a concurrent CleanStaging remove it). pattern is as for
+// os.CreateTemp and must not contain a path separator.
+func (d *Disk) CreateTemp(pattern string) (*os.File, error) {
+	f, err := d.createStaging(pattern)
+	if err != nil {
+		return nil, fmt.Errorf("store: create staging file: %w", err)
+	}
+	return f, nil
 }
 
 // path validates key and returns its filesystem path.
@@ -271,18 +341,23 @@ func (d *Disk) Put(ctx context.Context, key string, r io.Reader) (err error) {
 		return fmt.Errorf("store: put %q: %w", key, err)
 	}
 
-	f, err := os.CreateTemp(d.tmp, putTempPrefix+"*")
+	f, err := d.createStaging(putTempPrefix + "*")
 	if err != nil {
 		return fmt.Errorf("store: put %q: %w", key, err)
 	}
 	tmpName := f.Name()
+	// f stays open, and so locked against CleanStaging, until it has been
+	// renamed into place (or has failed and been removed). Its Close after
+	// the rename can report nothing that matters: it was fsynced before.
 	closed := false
 	defer func() {
-		if err != nil {
-			if !closed {
-				f.Close()
-			}
+		switch {
+		case err != nil && !closed:
+			discardStaging(f)
+		case err != nil:
 			os.Remove(tmpName)
+		case !closed:
+			f.Close()
 		}
 	}()
 
@@ -304,9 +379,13 @@ func (d *Disk) Put(ctx context.Context, key string, r io.Reader) (err error) {
 	if err = f.Sync(); err != nil {
 		return fmt.Errorf("store: put %q: fsync: %w", key, err)
 	}
-	closed = true
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("store: put %q: %w", key, err)
+	if !stagingLocks {
+		// Nothing to hold without a lock, and some systems (Windows)
+		// cannot rename an open file.
+		closed = true
+		if err = f.Close(); err != nil {
+			return fmt.Errorf("store: put %q: %w", key, err)
+		}
 	}
 	return d.commit(ctx, key, p, tmpName)
 }
@@ -339,20 +418,27 @@ func (d *Disk) commit(ctx context.Context, key, p, tmpName string) error {
 	return nil
 }
 
-// StagingDir is where callers may create files they later hand to PutFile
-// to be moved into place without a copy.
+// StagingDir is the directory of the files CreateTemp creates. Files there
+// that were not created by CreateTemp (and are not held open since) are
+// removed by CleanStaging at any time.
 func (d *Disk) StagingDir() string { return d.tmp }
 
 // PutFile stores the file at name under key, like Put, but moves the file
 // instead of copying it when it lies in StagingDir (a zip that was
 // downloaded and checked there becomes the stored object with one rename).
 // The file is consumed either way: on success it no longer exists.
+//
+// A file in StagingDir must come from CreateTemp and still be open, so
+// still locked. Where staging files cannot be locked (not on Unix), the
+// file is copied rather than renamed, since some systems (Windows) cannot
+// rename an open file; it is removed if it can be, else the caller removes
+// it after closing it.
 func (d *Disk) PutFile(ctx context.Context, key, name string) (err error) {
 	p, err := d.path(key)
 	if err != nil {
 		return err
 	}
-	if filepath.Dir(name) != d.tmp {
+	if filepath.Dir(name) != d.tmp || !stagingLocks {
 		f, err := os.Open(name)
 		if err != nil {
 			return fmt.Errorf("store: put %q: %w", key, err)
@@ -562,15 +648,12 @@ func (d *Disk) Ping(ctx context.Context) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("store: ping: %s is not a directory", d.root)
 	}
-	f, err := os.CreateTemp(d.tmp, pingTempPrefix+"*")
+	f, err := d.createStaging(pingTempPrefix + "*")
 	if err != nil {
 		return fmt.Errorf("store: ping: %w", err)
 	}
-	name := f.Name()
 	_, werr := f.Write([]byte("ok"))
-	cerr := f.Close()
-	rerr := os.Remove(name)
-	if err := errors.Join(werr, cerr, rerr); err != nil {
+	if err := errors.Join(werr, discardStaging(f)); err != nil {
 		return fmt.Errorf("store: ping: %w", err)
 	}
 	return nil

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/store/storetest"
@@ -102,36 +101,6 @@ func TestDiskRejectsEscapingKeys(t *testing.T) {
 		if err != nil || !strings.HasPrefix(p, d.Root()+string(filepath.Separator)) {
 			t.Errorf("JoinUnder(%q) = %q, %v; want a path under the root", rel, p, err)
 		}
-	}
-}
-
-func TestDiskStagingCleanup(t *testing.T) {
-	root := t.TempDir()
-	staging := filepath.Join(root, store.StagingDir)
-	if err := os.MkdirAll(staging, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	stale := filepath.Join(staging, "put-stale")
-	fresh := filepath.Join(staging, "put-fresh") // maybe another process's
-	for _, f := range []string{stale, fresh} {
-		if err := os.WriteFile(f, []byte("partial"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	old := time.Now().Add(-store.StaleTempAge - time.Minute)
-	if err := os.Chtimes(stale, old, old); err != nil {
-		t.Fatal(err)
-	}
-
-	d := newDisk(t, root)
-	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("stale temp file survived NewDisk: %v", err)
-	}
-	if _, err := os.Stat(fresh); err != nil {
-		t.Errorf("recent temp file removed by NewDisk: %v", err)
-	}
-	if names := stagingFiles(t, d); !slices.Equal(names, []string{"put-fresh"}) {
-		t.Errorf("staging = %q, want [put-fresh]", names)
 	}
 }
 
@@ -350,6 +319,62 @@ func BenchmarkDiskPut1MiB(b *testing.B) {
 	for b.Loop() {
 		if err := d.Put(b.Context(), key, bytes.NewReader(content)); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestDiskLongNames: a module path element longer than a file name may be
+// is an invalid key (the HTTP layer answers 400), not a storage failure
+// (500) from the filesystem.
+func TestDiskLongNames(t *testing.T) {
+	d := newDisk(t, t.TempDir())
+	ctx := t.Context()
+	long := "example.com/" + strings.Repeat("a", 300)
+	if _, err := store.VersionKey(long, "v1.0.0", "zip"); !errors.Is(err, store.ErrInvalidKey) {
+		t.Errorf("VersionKey with a 300-byte element: %v, want ErrInvalidKey", err)
+	}
+	if _, err := store.MetaKey(long, "list"); !errors.Is(err, store.ErrInvalidKey) {
+		t.Errorf("MetaKey with a 300-byte element: %v, want ErrInvalidKey", err)
+	}
+	if _, err := store.QueryKey(long, "main"); !errors.Is(err, store.ErrInvalidKey) {
+		t.Errorf("QueryKey with a 300-byte element: %v, want ErrInvalidKey", err)
+	}
+	if _, err := store.VersionPrefix(long); !errors.Is(err, store.ErrInvalidKey) {
+		t.Errorf("VersionPrefix with a 300-byte element: %v, want ErrInvalidKey", err)
+	}
+	// Keys built by hand reach the filesystem only if they fit.
+	deep := "mod/" + strings.Repeat("abcdefgh/", 120) + "x" // 1085 bytes, short elements
+	for _, key := range []string{
+		"mod/example.com/" + strings.Repeat("a", 300) + "/@v/v1.0.0.zip",
+		"mod/example.com/m/@v/v1.0.0-" + strings.Repeat("r", 250) + ".zip",
+		deep,
+	} {
+		if err := d.Put(ctx, key, strings.NewReader("x")); !errors.Is(err, store.ErrInvalidKey) {
+			t.Errorf("Put(%.40q...) = %v, want ErrInvalidKey", key, err)
+		}
+		if _, _, err := d.Open(ctx, key); !errors.Is(err, store.ErrInvalidKey) {
+			t.Errorf("Open(%.40q...) = %v, want ErrInvalidKey", key, err)
+		}
+		if _, err := d.Stat(ctx, key); !errors.Is(err, store.ErrInvalidKey) {
+			t.Errorf("Stat(%.40q...) = %v, want ErrInvalidKey", key, err)
+		}
+		if err := d.Delete(ctx, key); !errors.Is(err, store.ErrInvalidKey) {
+			t.Errorf("Delete(%.40q...) = %v, want ErrInvalidKey", key, err)
+		}
+		if err := store.CheckKey(key); err == nil || len(err.Error()) > 200 {
+			t.Errorf("CheckKey(%.40q...) = %v, want a short error", key, err)
+		}
+	}
+	// The limits are not off by one: 255 bytes and 1024 bytes fit.
+	for _, key := range []string{
+		"mod/example.com/" + strings.Repeat("a", 255) + "/@v/v1.0.0.zip",
+		"mod/" + strings.Repeat("abcdefgh/", 113) + "xxx", // 1024 bytes
+	} {
+		if err := store.CheckKey(key); err != nil {
+			t.Errorf("CheckKey(%.40q...) (%d bytes) = %v", key, len(key), err)
+		}
+		if err := d.Put(ctx, key, strings.NewReader("x")); err != nil {
+			t.Errorf("Put(%.40q...) = %v", key, err)
 		}
 	}
 }

@@ -23,9 +23,18 @@ import (
 // whose path extends it ("example.com/m" and "example.com/m/list"): "@" cannot
 // appear in a module path.
 
+// Every key builder returns only keys that pass CheckKey: a module path
+// whose escaped form does not fit the limits (MaxKeyElemLen, MaxKeyLen) has
+// no key, and the caller gets ErrInvalidKey instead of a filesystem error.
+
 // VersionKey is the key of one immutable file of a module version.
 // ext is one of "info", "mod", "zip", "ziphash".
 func VersionKey(path, version, ext string) (string, error) {
+	switch ext {
+	case "info", "mod", "zip", "ziphash":
+	default:
+		return "", fmt.Errorf("%w: %q is not a module file extension", ErrInvalidKey, ext)
+	}
 	ep, err := module.EscapePath(path)
 	if err != nil {
 		return "", err
@@ -34,7 +43,11 @@ func VersionKey(path, version, ext string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "mod/" + ep + "/@v/" + ev + "." + ext, nil
+	key := "mod/" + ep + "/@v/" + ev + "." + ext
+	if err := CheckKey(key); err != nil {
+		return "", err
+	}
+	return key, nil
 }
 
 // VersionPrefix is the prefix under which all stored versions of path live.
@@ -43,11 +56,19 @@ func VersionPrefix(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "mod/" + ep + "/@v/", nil
+	dir := "mod/" + ep + "/@v"
+	if err := CheckKey(dir); err != nil {
+		return "", err
+	}
+	return dir + "/", nil
 }
 
-// ParseVersionKey is the inverse of VersionKey.
+// ParseVersionKey is the inverse of VersionKey: for every key it accepts,
+// VersionKey(path, version, ext) == key.
 func ParseVersionKey(key string) (path, version, ext string, err error) {
+	if err := CheckKey(key); err != nil {
+		return "", "", "", err
+	}
 	rest, ok := strings.CutPrefix(key, "mod/")
 	if !ok {
 		return "", "", "", fmt.Errorf("%w: %q is not a module key", ErrInvalidKey, key)
@@ -80,7 +101,11 @@ func MetaKey(path, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "meta/" + ep + "/@/" + name, nil
+	key := "meta/" + ep + "/@/" + name
+	if err := CheckKey(key); err != nil {
+		return "", err
+	}
+	return key, nil
 }
 
 // QueryKey is the key of a cached answer to a non-canonical .info query
@@ -91,15 +116,42 @@ func QueryKey(path, query string) (string, error) {
 	return MetaKey(path, "query/"+hex.EncodeToString(sum[:16]))
 }
 
-// CheckKey reports whether key is a clean relative slash path.
+// Key size limits. Keys become file paths on disk: an element longer than
+// the filesystem's name limit (255 bytes on nearly all of them) cannot be
+// stored, and would fail as a storage error rather than as a bad request.
+// The total limit keeps data dir plus key well below PATH_MAX (4096).
+const (
+	MaxKeyElemLen = 255
+	MaxKeyLen     = 1024
+)
+
+// CheckKey reports whether key is a clean relative slash path that fits the
+// size limits.
 func CheckKey(key string) error {
-	if key == "" || strings.HasPrefix(key, "/") || strings.ContainsAny(key, "\\\x00") {
-		return fmt.Errorf("%w: %q", ErrInvalidKey, key)
+	if len(key) > MaxKeyLen {
+		return fmt.Errorf("%w: %s is %d bytes long, the limit is %d", ErrInvalidKey, quoteKey(key), len(key), MaxKeyLen)
 	}
-	for _, elem := range strings.Split(key, "/") {
+	if key == "" || strings.HasPrefix(key, "/") || strings.ContainsAny(key, "\\\x00") {
+		return fmt.Errorf("%w: %s", ErrInvalidKey, quoteKey(key))
+	}
+	for elem := range strings.SplitSeq(key, "/") {
 		if elem == "" || elem == "." || elem == ".." {
-			return fmt.Errorf("%w: %q", ErrInvalidKey, key)
+			return fmt.Errorf("%w: %s", ErrInvalidKey, quoteKey(key))
+		}
+		if len(elem) > MaxKeyElemLen {
+			return fmt.Errorf("%w: %s has a path element of %d bytes, the limit is %d", ErrInvalidKey, quoteKey(key), len(elem), MaxKeyElemLen)
 		}
 	}
 	return nil
+}
+
+// quoteKey quotes a key for an error message, shortened: keys come from
+// clients, and the message must stay one short line. Quoting can make each
+// byte four, so the cut is small.
+func quoteKey(key string) string {
+	const max = 48
+	if len(key) <= max {
+		return fmt.Sprintf("%q", key)
+	}
+	return fmt.Sprintf("%q...", strings.ToValidUTF8(key[:max], ""))
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"time"
 )
 
@@ -30,7 +31,8 @@ type Info struct {
 
 // Store holds objects by key. Keys are clean slash-separated relative paths
 // ("a/b/c.zip"): no empty, "." or ".." elements, no leading slash, no
-// backslash. Callers build keys with the helpers in keys.go.
+// backslash, elements of at most MaxKeyElemLen bytes and at most MaxKeyLen
+// bytes in all (CheckKey). Callers build keys with the helpers in keys.go.
 type Store interface {
 	// Open returns the object's content and metadata, or ErrNotExist.
 	// Disk backends return an *os.File so net/http can use sendfile.
@@ -53,8 +55,13 @@ type Store interface {
 // FilePutter is implemented by stores that can take a local file as an
 // object more cheaply than by reading it (the disk store renames it).
 type FilePutter interface {
-	// StagingDir is the directory to create such files in.
+	// StagingDir is the directory CreateTemp creates files in.
 	StagingDir() string
+	// CreateTemp creates a new file in StagingDir (pattern as for
+	// os.CreateTemp) that the store's cleanup of interrupted writes leaves
+	// alone while it is open. Keep it open until PutFile returns, then
+	// close it; if the process dies, the cleanup removes it.
+	CreateTemp(pattern string) (*os.File, error)
 	// PutFile stores the file at name under key and consumes the file.
 	PutFile(ctx context.Context, key, name string) error
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/modgate/modgate/internal/redact"
 )
 
 // DB names one checksum database.
@@ -49,13 +51,35 @@ func ParseDB(spec string) (DB, error) {
 		return DB{}, fmt.Errorf("checksum database %q: invalid key: %v", f[0], err)
 	}
 	db.Name = v.Name()
+	if err := checkDBName(db.Name); err != nil {
+		return DB{}, err
+	}
 	db.URL = "https://" + db.Name
 	if len(f) == 2 {
-		u, err := url.Parse(f[1])
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return DB{}, fmt.Errorf("checksum database %q: invalid URL %q", f[0], f[1])
+		// Paths are appended to the URL: it has no query or fragment,
+		// and no trailing slash.
+		raw := strings.TrimRight(f[1], "/")
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+			return DB{}, fmt.Errorf("checksum database %q: invalid URL %q: want http(s)://host[/path]", f[0], redact.URL(f[1]))
 		}
-		db.URL = strings.TrimSuffix(f[1], "/")
+		db.URL = raw
 	}
 	return db, nil
+}
+
+// checkDBName applies the go command's rule to a database name (it must be
+// host[/path], nothing else), and keeps it usable in storage keys and
+// /sumdb/<name>/ paths.
+func checkDBName(name string) error {
+	u, err := url.Parse("https://" + name)
+	ok := err == nil && u.Host != "" && u.RawPath == "" &&
+		*u == (url.URL{Scheme: "https", Host: u.Host, Path: u.Path})
+	for el := range strings.SplitSeq(name, "/") {
+		ok = ok && el != "" && el != "." && el != ".."
+	}
+	if !ok {
+		return fmt.Errorf("checksum database name %q: must be host[/path]", name)
+	}
+	return nil
 }

@@ -1,8 +1,11 @@
 package sumdb
 
 import (
+	"crypto/rand"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 func TestParseDB(t *testing.T) {
@@ -30,6 +33,28 @@ func TestParseDB(t *testing.T) {
 		{spec: vkey + " mirror.example", wantErr: "invalid URL"},
 		{spec: vkey + " http://", wantErr: "invalid URL"},
 	}
+	// Names the go command refuses too, with keys that are otherwise valid.
+	for _, name := range []string{"sumdb.example/../x", "sumdb.example//x", "sumdb.example/", "sumdb.example?x", "sumdb.example#x", "user@sumdb.example"} {
+		_, k, err := note.GenerateKey(rand.Reader, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests = append(tests, struct {
+			spec    string
+			want    DB
+			wantErr string
+		}{spec: k, wantErr: "must be host[/path]"})
+	}
+	tests = append(tests, []struct {
+		spec    string
+		want    DB
+		wantErr string
+	}{
+		{spec: vkey + " http://127.0.0.1:9/db//", want: DB{Name: testDBName, Key: vkey, URL: "http://127.0.0.1:9/db"}},
+		{spec: vkey + " https://mirror.example/db?token=x", wantErr: "invalid URL"},
+		{spec: vkey + " https://mirror.example/db#x", wantErr: "invalid URL"},
+		{spec: vkey + " https://mirror.example/db?", wantErr: "invalid URL"},
+	}...)
 	for _, tt := range tests {
 		got, err := ParseDB(tt.spec)
 		if tt.wantErr != "" {
@@ -47,5 +72,14 @@ func TestParseDB(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("ParseDB(%q) = %+v, want %+v", tt.spec, got, tt.want)
 		}
+	}
+}
+
+// TestParseDBErrorHidesCredentials: a refused URL may hold credentials.
+func TestParseDBErrorHidesCredentials(t *testing.T) {
+	_, vkey := testKeys(t)
+	_, err := ParseDB(vkey + " ftp://user:s3cr3t@mirror.example/db")
+	if err == nil || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("ParseDB error = %v, want one without the password", err)
 	}
 }

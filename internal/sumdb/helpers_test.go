@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -63,6 +64,10 @@ type testDB struct {
 	ops     *sumdb.TestServer
 	handler http.Handler
 
+	recsMu sync.Mutex
+	recs   records
+	grown  int // records added by grow
+
 	mu   sync.Mutex
 	srv  *httptest.Server
 	addr string
@@ -73,16 +78,19 @@ type testDB struct {
 // recs (missing records answer 404, as the go command's database does).
 func newTestDB(t testing.TB, skey, vkey string, recs records) *testDB {
 	t.Helper()
-	var mu sync.Mutex
+	db := &testDB{t: t, vkey: vkey, recs: records{}}
+	for k, v := range recs {
+		db.recs[k] = v
+	}
 	gosum := func(path, vers string) ([]byte, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if lines, ok := recs[path+"@"+vers]; ok {
+		db.recsMu.Lock()
+		defer db.recsMu.Unlock()
+		if lines, ok := db.recs[path+"@"+vers]; ok {
 			return []byte(lines), nil
 		}
 		return nil, os.ErrNotExist // the Server answers 404 only for this
 	}
-	db := &testDB{t: t, vkey: vkey, ops: sumdb.NewTestServer(skey, gosum)}
+	db.ops = sumdb.NewTestServer(skey, gosum)
 	srv := sumdb.NewServer(db.ops)
 	db.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		db.mu.Lock()
@@ -100,6 +108,35 @@ func newTestDB(t testing.TB, skey, vkey string, recs records) *testDB {
 		}
 	})
 	return db
+}
+
+// grow appends n records of new modules to the log, in process: a large
+// tree without n lookups over HTTP.
+func (db *testDB) grow(n int) {
+	db.t.Helper()
+	for range n {
+		db.recsMu.Lock()
+		path := fmt.Sprintf("grow.example/m%05d", db.grown)
+		db.grown++
+		db.recs.add(path, "v1.0.0", fakeH1(path+" zip"), fakeH1(path+" mod"))
+		db.recsMu.Unlock()
+		if _, err := db.ops.Lookup(context.Background(), module.Version{Path: path, Version: "v1.0.0"}); err != nil {
+			db.t.Fatal(err)
+		}
+	}
+}
+
+// add records path@version in the database (it enters the log when first
+// looked up).
+func (db *testDB) add(path, version string) {
+	db.recsMu.Lock()
+	defer db.recsMu.Unlock()
+	db.recs.add(path, version, fakeH1(path+" zip"), fakeH1(path+" mod"))
+}
+
+// size returns the number of records in the log.
+func (db *testDB) size() int64 {
+	return treeSize(db.t, db, db.get("/latest"))
 }
 
 // URL is the database's base URL (stable across stop and restart).
@@ -213,7 +250,9 @@ func newDisk(t testing.TB) *store.Disk {
 func newTestVerifier(t testing.TB, db *testDB, st store.Store, nosumdb string) *Verifier {
 	t.Helper()
 	remote := NewRemote(db.DB(), nil, testClient)
-	return NewVerifier(Config{DB: db.DB(), Store: st, Remote: remote, NoSumDB: nosumdb, Logger: testLogger(t)})
+	v := NewVerifier(Config{DB: db.DB(), Store: st, Remote: remote, NoSumDB: nosumdb, Logger: testLogger(t)})
+	t.Cleanup(func() { v.Close() })
+	return v
 }
 
 // readKey returns a stored object, or nil if there is none.
@@ -273,6 +312,12 @@ func securityErrors(t testing.TB) float64 {
 // treeSize returns the size of the tree in a stored signed tree head.
 func treeSize(t testing.TB, db *testDB, signed []byte) int64 {
 	t.Helper()
+	return signedTree(t, db, signed).N
+}
+
+// signedTree returns the tree of a signed tree head of db, checked.
+func signedTree(t testing.TB, db *testDB, signed []byte) tlog.Tree {
+	t.Helper()
 	v, err := note.NewVerifier(db.vkey)
 	if err != nil {
 		t.Fatal(err)
@@ -285,5 +330,5 @@ func treeSize(t testing.TB, db *testDB, signed []byte) int64 {
 	if err != nil {
 		t.Fatalf("bad tree note %q: %v", n.Text, err)
 	}
-	return tree.N
+	return tree
 }

@@ -1,85 +1,153 @@
 package sumdb
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/tlog"
-	"golang.org/x/sync/singleflight"
-
-	"github.com/modgate/modgate/internal/store"
 )
 
 // Proxy serves the checksum database to go commands that use modgate as
 // their GOPROXY: /sumdb/<name>/supported, /lookup/M@V, /tile/... and
-// /latest. Lookups go through the Verifier, so they are checked against
-// the tree before they are served and stored; tiles are immutable and kept
-// forever; latest is kept for a short TTL and served stale when the
-// database is unreachable.
+// /latest. It answers from what the Verifier has verified and stored, and
+// asks the database only for what is missing, checking it first:
+//
+//   - lookups go through the Verifier, and are served with the latest
+//     verified tree head;
+//   - tiles are cut from stored tiles, or fetched and authenticated against
+//     a verified tree (a tile beyond it first moves the tree forward), and
+//     stored; data tiles are checked record by record against the hashes;
+//   - latest is the verified tree head, moved forward from the database
+//     after latestTTL and served as it is when the database is unreachable.
+//
+// So with the database out of reach, every module the Verifier stored still
+// passes the go command's verification.
 type Proxy struct {
-	v      *Verifier
-	remote *Remote
-	store  store.Store
+	v *Verifier
 	// private reports paths whose lookups must never leave the company.
 	private   func(path string) bool
 	latestTTL time.Duration
 	log       *slog.Logger
 	now       func() time.Time
 
-	latestFlight singleflight.Group // one refresh of latest at a time
+	refreshes flightGroup[struct{}] // one move of the tree at a time
+	mu        sync.Mutex
+	okAt      time.Time // last time the tree was brought up to the database's
+	failAt    time.Time // last failed attempt, and why
+	failErr   error
 }
 
-// NewProxy returns the database proxy. private may be nil.
-func NewProxy(v *Verifier, remote *Remote, st store.Store, private func(string) bool, latestTTL time.Duration, log *slog.Logger) *Proxy {
+// tileRefreshInterval is how often a tile beyond the verified tree may make
+// the proxy ask the database for a newer tree: often enough for a client
+// that knows a newer tree than modgate, seldom enough that requests for
+// tiles that do not exist cannot make modgate hammer the database.
+const tileRefreshInterval = 5 * time.Second
+
+// NewProxy returns the database proxy over v's verified state. private may
+// be nil.
+func NewProxy(v *Verifier, private func(string) bool, latestTTL time.Duration, log *slog.Logger) *Proxy {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Proxy{v: v, remote: remote, store: st, private: private, latestTTL: latestTTL, log: log, now: time.Now}
+	p := &Proxy{v: v, private: private, latestTTL: latestTTL, log: log, now: time.Now}
+	p.refreshes.spawn = v.bg.start
+	return p
 }
 
 // WriteErrorFunc writes a one-line text/plain error.
 type WriteErrorFunc func(w http.ResponseWriter, r *http.Request, status int, msg string)
 
+// statusClientClosed is nginx's code for a client that went away: nobody
+// reads the answer, and it is not the database's failure.
+const statusClientClosed = 499
+
 // Handler returns the HTTP handler for the "/sumdb/" prefix.
 func (p *Proxy) Handler(writeError WriteErrorFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			writeError(w, r, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")
+			writeError(w, r, http.StatusMethodNotAllowed, "method "+quote(r.Method)+" not allowed on the checksum database proxy; use GET")
 			return
 		}
-		rest, ok := strings.CutPrefix(r.URL.Path, "/sumdb/"+p.v.db.Name+"/")
+		name := p.v.db.Name
+		rest, ok := strings.CutPrefix(r.URL.Path, "/sumdb/"+name+"/")
 		if !ok {
-			writeError(w, r, http.StatusNotFound, fmt.Sprintf("checksum database not proxied here; this modgate proxies %s", p.v.db.Name))
+			// The go command then reaches that database directly.
+			writeError(w, r, http.StatusNotFound, fmt.Sprintf("checksum database path %s is not proxied here; this modgate proxies %s only", quote(r.URL.Path), name))
 			return
 		}
-		ctx := r.Context()
 		switch {
 		case rest == "supported":
 			w.WriteHeader(http.StatusOK)
 		case rest == "latest":
-			data, err := p.latest(ctx)
-			if err != nil {
-				writeError(w, r, http.StatusBadGateway, err.Error()+"; try again later")
-				return
-			}
-			write(w, r, "text/plain; charset=utf-8", "no-cache, max-age=0", data)
+			p.serveLatest(w, r, writeError)
 		case strings.HasPrefix(rest, "lookup/"):
 			p.serveLookup(w, r, strings.TrimPrefix(rest, "lookup/"), writeError)
 		case strings.HasPrefix(rest, "tile/"):
 			p.serveTile(w, r, rest, writeError)
 		default:
-			writeError(w, r, http.StatusNotFound, "unknown checksum database path "+rest)
+			writeError(w, r, http.StatusNotFound, fmt.Sprintf("unknown checksum database path %s; the protocol has supported, latest, lookup/<module>@<version> and tile/<height>/<level>/<index>[.p/<width>]", quote(rest)))
 		}
 	})
+}
+
+func (p *Proxy) serveLatest(w http.ResponseWriter, r *http.Request, writeError WriteErrorFunc) {
+	ctx := r.Context()
+	rerr := p.refresh(ctx, p.latestTTL, false)
+	if ctx.Err() != nil {
+		writeError(w, r, statusClientClosed, "request canceled")
+		return
+	}
+	_, msg, err := p.v.state.verifiedTree(ctx)
+	switch {
+	case err != nil:
+		writeError(w, r, http.StatusBadGateway, err.Error()+"; try again later, and tell modgate's operator if it persists")
+		return
+	case msg == nil && rerr != nil:
+		writeError(w, r, http.StatusBadGateway, fmt.Sprintf("no verified tree head of checksum database %s yet: %v; try again later", p.v.db.Name, rerr))
+		return
+	case msg == nil:
+		writeError(w, r, http.StatusBadGateway, fmt.Sprintf("no verified tree head of checksum database %s yet; try again later", p.v.db.Name))
+		return
+	case rerr != nil:
+		p.log.Warn("checksum database tree not refreshed; serving the last verified tree", "err", rerr)
+	}
+	write(w, r, "text/plain; charset=utf-8", "no-cache, max-age=0", msg)
+}
+
+// refresh moves the verified tree forward from the database, one move at a
+// time for all callers, unless it was done within maxAge. With backoff, a
+// failure within maxAge is returned instead of trying again.
+func (p *Proxy) refresh(ctx context.Context, maxAge time.Duration, backoff bool) error {
+	now := p.now()
+	p.mu.Lock()
+	okAt, failAt, failErr := p.okAt, p.failAt, p.failErr
+	p.mu.Unlock()
+	if now.Sub(okAt) < maxAge {
+		return nil
+	}
+	if backoff && failErr != nil && now.Sub(failAt) < maxAge {
+		return failErr
+	}
+	_, err := p.refreshes.do(ctx, "latest", opTimeout, func(ctx context.Context) (struct{}, error) {
+		err := p.v.advance(ctx)
+		p.mu.Lock()
+		if err == nil {
+			p.okAt, p.failErr = p.now(), nil
+		} else if ctx.Err() == nil {
+			p.failAt, p.failErr = p.now(), err
+		}
+		p.mu.Unlock()
+		return struct{}{}, err
+	})
+	return err
 }
 
 func (p *Proxy) serveLookup(w http.ResponseWriter, r *http.Request, modver string, writeError WriteErrorFunc) {
@@ -87,7 +155,7 @@ func (p *Proxy) serveLookup(w http.ResponseWriter, r *http.Request, modver strin
 	path, err1 := module.UnescapePath(escPath)
 	vers, err2 := module.UnescapeVersion(escVers)
 	if !ok || err1 != nil || err2 != nil || module.CanonicalVersion(vers) != vers {
-		writeError(w, r, http.StatusBadRequest, fmt.Sprintf("invalid lookup %q: want <escaped module path>@<canonical version>", modver))
+		writeError(w, r, http.StatusBadRequest, fmt.Sprintf("invalid lookup %s: want <escaped module path>@<canonical version>", quote(modver)))
 		return
 	}
 	// Private module names never leave the company, not even as a lookup.
@@ -98,116 +166,115 @@ func (p *Proxy) serveLookup(w http.ResponseWriter, r *http.Request, modver strin
 	data, err := p.v.Lookup(r.Context(), path, vers)
 	if err != nil {
 		var ve *VerifyError
-		if errors.As(err, &ve) && ve.Kind == NotInDB {
+		errors.As(err, &ve)
+		switch {
+		case r.Context().Err() != nil:
+			writeError(w, r, statusClientClosed, "request canceled")
+		case ve != nil && ve.Kind == NotInDB:
 			writeError(w, r, http.StatusNotFound, err.Error())
-			return
+		case ve != nil && ve.Kind == Security:
+			writeError(w, r, http.StatusServiceUnavailable, err.Error())
+		default:
+			writeError(w, r, http.StatusBadGateway, err.Error()+"; try again later")
 		}
-		writeError(w, r, http.StatusBadGateway, err.Error()+"; try again later")
 		return
 	}
 	write(w, r, "text/plain; charset=utf-8", "public, max-age=31536000, immutable", data)
 }
 
 func (p *Proxy) serveTile(w http.ResponseWriter, r *http.Request, rest string, writeError WriteErrorFunc) {
-	tile, err := tlog.ParseTilePath(rest)
+	t, err := tlog.ParseTilePath(rest)
 	if err != nil {
-		writeError(w, r, http.StatusBadRequest, fmt.Sprintf("invalid tile path %q", rest))
+		writeError(w, r, http.StatusBadRequest, fmt.Sprintf("invalid tile path %s: want tile/%d/<level>/<index>[.p/<width>], index in 3-digit groups", quote(rest), tileHeight))
 		return
 	}
-	// Served tiles are kept apart from the verifier's tiles: they were not
-	// checked here (clients check them), so they must not feed verification.
-	key := "sumdb/" + p.v.db.Name + "/served/" + rest
-	ctx := r.Context()
-	if rc, info, err := p.store.Open(ctx, key); err == nil {
-		defer rc.Close()
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-		http.ServeContent(w, r, "", info.ModTime, rc)
+	if t.H != tileHeight {
+		writeError(w, r, http.StatusNotFound, fmt.Sprintf("tile %s not found: checksum database %s has tiles of height %d only", quote(rest), p.v.db.Name, tileHeight))
 		return
 	}
-	data, err := p.remote.Get(ctx, "/"+rest)
+	data, err := p.tile(r.Context(), t)
 	if err != nil {
-		if errors.Is(err, ErrNotFound) {
+		var (
+			beyond *beyondTreeError
+			bad    *badTileError
+			ve     *VerifyError
+		)
+		switch {
+		case r.Context().Err() != nil:
+			writeError(w, r, statusClientClosed, "request canceled")
+		case errors.As(err, &beyond):
 			writeError(w, r, http.StatusNotFound, err.Error())
-			return
+		case errors.As(err, &ve) && ve.Kind == Security:
+			writeError(w, r, http.StatusServiceUnavailable, err.Error())
+		case errors.As(err, &bad):
+			p.log.Warn("checksum database sent a bad tile; not stored", "tile", rest, "err", err)
+			writeError(w, r, http.StatusBadGateway, err.Error()+"; nothing was stored; try again later, and tell modgate's operator if it persists")
+		default:
+			writeError(w, r, http.StatusBadGateway, fmt.Sprintf("cannot get %s of checksum database %s: %v; try again later", rest, p.v.db.Name, err))
 		}
-		writeError(w, r, http.StatusBadGateway, err.Error()+"; try again later")
 		return
 	}
-	switch {
-	case tile.L < 0:
-		// A data tile: nothing here can check it cheaply, so it is passed
-		// through and not kept (the go command does not ask for them).
-	case len(data) != tile.W*tlog.HashSize:
-		writeError(w, r, http.StatusBadGateway, fmt.Sprintf("checksum database sent a tile of %d bytes for %s, want %d; try again later", len(data), rest, tile.W*tlog.HashSize))
-		return
-	default:
-		if err := p.store.Put(ctx, key, bytes.NewReader(data)); err != nil {
-			p.log.Warn("cannot store checksum database tile", "tile", rest, "err", err)
-		}
+	ctype := "application/octet-stream"
+	if t.L < 0 {
+		ctype = "text/plain; charset=utf-8"
 	}
-	write(w, r, "application/octet-stream", "public, max-age=31536000, immutable", data)
+	write(w, r, ctype, "public, max-age=31536000, immutable", data)
 }
 
-// latestEntry is the stored copy of the database's latest signed tree.
-type latestEntry struct {
-	Fetched time.Time `json:"fetched"`
-	Body    []byte    `json:"body"`
-}
-
-func (p *Proxy) latest(ctx context.Context) ([]byte, error) {
-	key := "sumdb/" + p.v.db.Name + "/served/latest"
-	cached, _ := p.readLatest(ctx, key)
-	if cached != nil && p.now().Sub(cached.Fetched) < p.latestTTL {
-		return cached.Body, nil
+// tile returns tile t, verified: from storage, or authenticated against
+// the verified tree, moved forward first if t is beyond it.
+func (p *Proxy) tile(ctx context.Context, t tlog.Tile) ([]byte, error) {
+	st := p.v.state
+	if data, err := st.tile(ctx, t); err == nil {
+		return data, nil
 	}
-	// One refresh for all waiting clients, detached from the first one's
-	// request so that its hanging up does not fail the others.
-	ch := p.latestFlight.DoChan("latest", func() (any, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		data, err := p.remote.Get(fctx, "/latest")
-		if err != nil {
+	tree, _, err := st.verifiedTree(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !covers(tree, t) {
+		rerr := p.refresh(ctx, tileRefreshInterval, true)
+		if tree, _, err = st.verifiedTree(ctx); err != nil {
 			return nil, err
 		}
-		enc, _ := json.Marshal(latestEntry{Fetched: p.now(), Body: data})
-		if err := p.store.Put(fctx, key, bytes.NewReader(enc)); err != nil {
-			p.log.Warn("cannot store checksum database latest", "err", err)
-		}
-		return data, nil
-	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			if cached != nil {
-				p.log.Warn("checksum database unreachable; serving the last known tree", "err", r.Err)
-				return cached.Body, nil
+		if !covers(tree, t) {
+			if rerr != nil {
+				return nil, rerr
 			}
-			return nil, r.Err
+			return nil, &beyondTreeError{tile: t, db: p.v.db.Name, n: tree.N}
 		}
-		return r.Val.([]byte), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
+	if t.L < 0 {
+		return fetchDataTile(ctx, st, p.v.remote, tree, t)
+	}
+	return fetchHashTile(ctx, st, p.v.remote, tree, t)
 }
 
-func (p *Proxy) readLatest(ctx context.Context, key string) (*latestEntry, error) {
-	rc, _, err := p.store.Open(ctx, key)
-	if err != nil {
-		return nil, err
+// beyondTreeError is a tile the database's latest tree does not hold.
+type beyondTreeError struct {
+	tile tlog.Tile
+	db   string
+	n    int64
+}
+
+func (e *beyondTreeError) Error() string {
+	return fmt.Sprintf("%s is not in the tree of checksum database %s (%d records, the latest modgate has verified); if the database has grown since, try again in a few seconds", e.tile.Path(), e.db, e.n)
+}
+
+// quote shows a client-supplied string in an error: quoted (so that it
+// stays one line) and cut.
+func quote(s string) string {
+	const max = 200
+	if len(s) > max {
+		s = strings.ToValidUTF8(s[:max], "") + "..."
 	}
-	defer rc.Close()
-	var e latestEntry
-	if err := json.NewDecoder(io.LimitReader(rc, maxRemoteSize*2)).Decode(&e); err != nil {
-		return nil, err
-	}
-	return &e, nil
+	return strconv.Quote(s)
 }
 
 func write(w http.ResponseWriter, r *http.Request, ctype, cacheControl string, data []byte) {
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Cache-Control", cacheControl)
-	w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(data)

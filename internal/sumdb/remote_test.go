@@ -5,10 +5,12 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb"
 
@@ -175,6 +177,75 @@ func TestRemoteGetErrors(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), tc.wantErr) || strings.Contains(err.Error(), "more") {
 			t.Errorf("status %d: error %q, want it to contain %q (first line of the body only)", tc.status, err, tc.wantErr)
+		}
+	}
+}
+
+// TestRemoteErrorsCarryNoCredentials: upstream and database URLs may hold
+// user:password@ or a token, and a remote's error answer may echo them;
+// none of it appears in an error, a verification error, or an answer of
+// the proxy.
+func TestRemoteErrorsCarryNoCredentials(t *testing.T) {
+	const secret = "s3cr3t"
+	_, vkey := testKeys(t)
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/supported") {
+			return // 200: use me for the database
+		}
+		user, pass, _ := r.BasicAuth()
+		http.Error(w, "upstream failed for https://"+user+":"+pass+"@origin.example/x?token="+pass+"\nsecond line", http.StatusInternalServerError)
+	}))
+	defer echo.Close()
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	withCreds := func(raw string) string {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.User = url.UserPassword("user", secret)
+		return u.String()
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		dbURL     string
+		upstreams []string
+	}{
+		{"upstream echoing its credentials", "https://" + testDBName, []string{withCreds(echo.URL)}},
+		{"unreachable database URL with credentials", withCreds(gone.URL), nil},
+	} {
+		d := DB{Name: testDBName, Key: vkey, URL: tc.dbURL}
+		r := NewRemote(d, tc.upstreams, testClient)
+		var texts []string
+		for _, path := range []string{"/lookup/" + modX + "@v1.0.0", "/latest", "/tile/8/0/000.p/1"} {
+			if _, err := r.Get(ctx, path); err == nil {
+				t.Fatalf("%s: Get %s succeeded", tc.name, path)
+			} else {
+				texts = append(texts, err.Error())
+			}
+		}
+		v := NewVerifier(Config{DB: d, Store: newDisk(t), Remote: r, Logger: testLogger(t)})
+		defer v.Close()
+		err := v.Verify(ctx, modX, "v1.0.0", false, fakeH1(modX+" zip"))
+		verifyErr(t, err, Unavailable)
+		texts = append(texts, err.Error())
+		h := NewProxy(v, nil, time.Minute, testLogger(t)).Handler(testWriteError)
+		for _, rest := range []string{"lookup/" + modY + "@v1.0.0", "latest", "tile/8/0/000.p/1"} {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest("GET", "/sumdb/"+testDBName+"/"+rest, nil))
+			if w.Code != http.StatusBadGateway {
+				t.Errorf("%s: %s: %d, want 502", tc.name, rest, w.Code)
+			}
+			texts = append(texts, w.Body.String())
+		}
+		for _, s := range texts {
+			if strings.Contains(s, secret) {
+				t.Errorf("%s: the credentials show in %q", tc.name, s)
+			}
+			if strings.Contains(strings.TrimSuffix(s, "\n"), "\n") {
+				t.Errorf("%s: not one line: %q", tc.name, s)
+			}
 		}
 	}
 }

@@ -1,21 +1,19 @@
 package sumdb
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb"
 
 	"github.com/modgate/modgate/internal/metrics"
+	"github.com/modgate/modgate/internal/redact"
 	"github.com/modgate/modgate/internal/store"
 )
 
@@ -44,32 +42,52 @@ type VerifyError struct {
 	Err     error
 }
 
+// maxCauseInError bounds the cause quoted in an error: the x/mod Client
+// quotes whole signed notes.
+const maxCauseInError = 400
+
 func (e *VerifyError) Error() string {
 	switch e.Kind {
 	case Mismatch:
 		return fmt.Sprintf("SECURITY ERROR: checksum mismatch for %s@%s: file has %s, checksum database %s has %s",
 			e.Path, e.Version, e.Got, e.DB, strings.Join(e.Want, ", "))
 	case NotInDB:
-		return fmt.Sprintf("%s@%s is not in checksum database %s (%v); if it is a private module, ask modgate's operator to list it in --nosumdb", e.Path, e.Version, e.DB, e.Err)
+		return fmt.Sprintf("%s@%s is not in checksum database %s (%s); if it is a private module, ask modgate's operator to list it in --nosumdb", e.Path, e.Version, e.DB, e.cause())
 	case Security:
-		return fmt.Sprintf("SECURITY ERROR: checksum database %s is misbehaving (%v); verification is stopped until an operator investigates", e.DB, e.Err)
+		return fmt.Sprintf("SECURITY ERROR: checksum database %s is misbehaving (%s); verification is stopped until an operator investigates", e.DB, e.cause())
 	}
-	return fmt.Sprintf("cannot verify %s@%s: checksum database %s: %v", e.Path, e.Version, e.DB, e.Err)
+	return fmt.Sprintf("cannot verify %s@%s: checksum database %s: %s", e.Path, e.Version, e.DB, e.cause())
+}
+
+// cause is the underlying error as one line without credentials.
+func (e *VerifyError) cause() string {
+	if e.Err == nil {
+		return "unknown cause"
+	}
+	return redact.Line(e.Err.Error(), maxCauseInError)
 }
 
 func (e *VerifyError) Unwrap() error { return e.Err }
 
-// Verifier checks module hashes against one checksum database.
+// Verifier checks module hashes against one checksum database, keeping
+// what it verified in storage (see state).
 type Verifier struct {
 	db     DB
-	ops    *clientOps
+	state  *state
+	remote *Remote
 	skip   string // GONOSUMDB-syntax patterns never checked
 	log    *slog.Logger
-	client atomic.Pointer[sumdb.Client]
 
 	secMu  sync.Mutex
 	secMsg string // first security error seen, for /readyz
 
+	// lookups runs one database lookup per record at a time, shared by
+	// the prefetch and the go.mod and zip verifications of a version.
+	lookups flightGroup[*record]
+	bg      background // lookups and prefetches running, for Close
+
+	stopCtx     context.Context // ended by Close: stops prefetches
+	stop        context.CancelFunc
 	prefetching chan struct{} // bounds background lookups
 }
 
@@ -77,24 +95,8 @@ type Verifier struct {
 // prefetch is simply not started and the verification asks itself.
 const maxPrefetches = 16
 
-// Prefetch starts the database lookup for path@version in the background.
-// The go.mod and zip of a version share one record, and the go command asks
-// for .info or .mod before the zip, so starting the lookup on the first miss
-// lets it run while the files download instead of after.
-func (v *Verifier) Prefetch(path, version string) {
-	if v.Skips(path) || v.SecurityProblem() != "" {
-		return
-	}
-	select {
-	case v.prefetching <- struct{}{}:
-	default:
-		return
-	}
-	go func() {
-		defer func() { <-v.prefetching }()
-		v.lookup(path, version) // the client keeps the answer for Verify
-	}()
-}
+// opTimeout bounds one lookup, and one storage operation.
+const opTimeout = time.Minute
 
 // Config wires a Verifier.
 type Config struct {
@@ -107,21 +109,31 @@ type Config struct {
 	Logger  *slog.Logger
 }
 
-// NewVerifier returns a verifier whose tree state and cache live in cfg.Store.
+// NewVerifier returns a verifier whose tree state and cache live in
+// cfg.Store. Close it to stop its background lookups.
 func NewVerifier(cfg Config) *Verifier {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	v := &Verifier{db: cfg.DB, skip: cfg.NoSumDB, log: cfg.Logger, prefetching: make(chan struct{}, maxPrefetches)}
-	v.ops = &clientOps{db: cfg.DB, store: cfg.Store, remote: cfg.Remote, v: v}
-	v.client.Store(v.newClient())
+	v := &Verifier{
+		db:          cfg.DB,
+		state:       newState(cfg.DB, cfg.Store),
+		remote:      cfg.Remote,
+		skip:        cfg.NoSumDB,
+		log:         cfg.Logger,
+		prefetching: make(chan struct{}, maxPrefetches),
+	}
+	v.lookups.spawn = v.bg.start
+	v.stopCtx, v.stop = context.WithCancel(context.Background())
 	return v
 }
 
-func (v *Verifier) newClient() *sumdb.Client {
-	c := sumdb.NewClient(v.ops)
-	c.SetGONOSUMDB(v.skip)
-	return c
+// Close stops the prefetches and waits for the lookups running in the
+// background. Verifications after Close still work, without prefetching.
+func (v *Verifier) Close() error {
+	v.stop()
+	v.bg.wait()
+	return nil
 }
 
 // DB returns the database this verifier checks against.
@@ -139,8 +151,28 @@ func (v *Verifier) SecurityProblem() string {
 	return v.secMsg
 }
 
+// Prefetch starts the database lookup for path@version in the background.
+// The go.mod and zip of a version share one record, and the go command asks
+// for .info or .mod before the zip, so starting the lookup on the first miss
+// lets it run while the files download instead of after.
+func (v *Verifier) Prefetch(path, version string) {
+	if v.Skips(path) || v.SecurityProblem() != "" || v.stopCtx.Err() != nil {
+		return
+	}
+	select {
+	case v.prefetching <- struct{}{}:
+	default:
+		return
+	}
+	v.bg.start(func() {
+		defer func() { <-v.prefetching }()
+		v.record(v.stopCtx, path, version) // stored for Verify
+	})
+}
+
 // Verify checks the h1: hash of path@version's zip, or of its go.mod when
 // gomod is set, against the database. Paths matching NoSumDB pass unchecked.
+// A caller that gives up (ctx) stops waiting at once.
 func (v *Verifier) Verify(ctx context.Context, path, version string, gomod bool, h1 string) error {
 	if v.Skips(path) {
 		metrics.SumDBVerifications.WithLabelValues("skipped").Inc()
@@ -151,16 +183,18 @@ func (v *Verifier) Verify(ctx context.Context, path, version string, gomod bool,
 		vers += "/go.mod"
 	}
 	if msg := v.SecurityProblem(); msg != "" {
-		// Even lookups answered from the cache: the database that vouched
+		// Even lookups answered from storage: the database that vouched
 		// for them has shown it cannot be trusted.
 		metrics.SumDBVerifications.WithLabelValues("security_error").Inc()
 		return &VerifyError{Kind: Security, DB: v.db.Name, Path: path, Version: vers, Err: errors.New(msg)}
 	}
-	lines, err := v.lookup(path, vers)
+	rec, err := v.record(ctx, path, version)
 	if err != nil {
-		metrics.SumDBVerifications.WithLabelValues(kindLabel(err)).Inc()
-		return err
+		e := v.verifyError(path, vers, err)
+		metrics.SumDBVerifications.WithLabelValues(kindLabel(e)).Inc()
+		return e
 	}
+	lines := rec.lines(path, vers)
 	var want []string
 	for _, line := range lines {
 		f := strings.Fields(line)
@@ -178,43 +212,89 @@ func (v *Verifier) Verify(ctx context.Context, path, version string, gomod bool,
 	return e
 }
 
-// Lookup returns the raw signed lookup answer for path@version, verified
-// against the tree, as the database's /lookup endpoint serves it.
+// Lookup returns the signed lookup answer for path@version, as the
+// database's /lookup endpoint serves it: the record, verified, with the
+// latest verified tree.
 func (v *Verifier) Lookup(ctx context.Context, path, version string) ([]byte, error) {
-	if _, err := v.lookup(path, version); err != nil {
-		return nil, err
+	if msg := v.SecurityProblem(); msg != "" {
+		return nil, &VerifyError{Kind: Security, DB: v.db.Name, Path: path, Version: version, Err: errors.New(msg)}
 	}
-	file, err := v.ops.lookupFile(path, version)
+	if v.Skips(path) {
+		return nil, &VerifyError{Kind: NotInDB, DB: v.db.Name, Path: path, Version: version, Err: sumdb.ErrGONOSUMDB}
+	}
+	rec, err := v.record(ctx, path, version)
 	if err != nil {
-		return nil, err
+		return nil, v.verifyError(path, version, err)
 	}
-	return v.ops.ReadCache(file)
+	return v.state.answer(ctx, rec), nil
 }
 
-// lookup runs the sumdb client's Lookup and classifies its failures. The
-// client remembers failures for the life of the client (it was written for
-// the short-lived go command), so after a failure that is not a verdict the
-// client is replaced: its state lives in storage and is reloaded.
-func (v *Verifier) lookup(path, vers string) ([]string, error) {
-	c := v.client.Load()
-	lines, err := c.Lookup(path, vers)
+// record returns the verified record of path@version: from storage, where
+// only verified lookups are written, else from the database through a
+// lookup shared with whoever else is asking for it now.
+func (v *Verifier) record(ctx context.Context, path, version string) (*record, error) {
+	raw, err := v.state.lookup(ctx, path, version)
 	if err == nil {
-		v.ops.flushTiles()
-		return lines, nil
+		if rec, err := parseRecord(raw); err == nil {
+			return rec, nil
+		}
+		v.log.Warn("stored checksum database lookup is unreadable; asking the database again", "module", path, "version", version)
 	}
-	v.ops.dropTiles()
-	v.client.CompareAndSwap(c, v.newClient())
-	base := strings.TrimSuffix(vers, "/go.mod")
-	e := &VerifyError{DB: v.db.Name, Path: path, Version: vers, Err: err}
-	switch {
-	case v.SecurityProblem() != "":
-		e.Kind = Security
-	case v.ops.wasNotFound(path, base):
-		e.Kind = NotInDB
-	default:
-		e.Kind = Unavailable
+	if err := ctx.Err(); err != nil {
+		return nil, &lookupError{Unavailable, err}
 	}
-	return nil, e
+	return v.lookups.do(ctx, path+"@"+version, opTimeout, func(ctx context.Context) (*record, error) {
+		return v.fetch(ctx, path, version)
+	})
+}
+
+// lookupError is a failed lookup, classified once for every caller that
+// shared it.
+type lookupError struct {
+	kind Kind
+	err  error
+}
+
+func (e *lookupError) Error() string { return e.err.Error() }
+func (e *lookupError) Unwrap() error { return e.err }
+
+func (v *Verifier) verifyError(path, vers string, err error) *VerifyError {
+	e := &VerifyError{Kind: Unavailable, DB: v.db.Name, Path: path, Version: vers, Err: err}
+	var le *lookupError
+	if errors.As(err, &le) {
+		e.Kind, e.Err = le.kind, le.err
+	}
+	return e
+}
+
+// fetch runs one lookup with its own x/mod Client (see lookupOps).
+func (v *Verifier) fetch(ctx context.Context, path, version string) (*record, error) {
+	file, err := v.state.lookupFile(path, version)
+	if err != nil {
+		return nil, &lookupError{NotInDB, err}
+	}
+	ops := newLookupOps(ctx, v, file)
+	c := sumdb.NewClient(ops)
+	c.SetGONOSUMDB(v.skip)
+	_, err = c.Lookup(path, version)
+	ops.finish(err == nil)
+	ops.mu.Lock()
+	answer, notFound := ops.answer, ops.notFound
+	ops.mu.Unlock()
+	if err != nil {
+		switch {
+		case v.SecurityProblem() != "":
+			return nil, &lookupError{Security, err}
+		case notFound:
+			return nil, &lookupError{NotInDB, err}
+		}
+		return nil, &lookupError{Unavailable, err}
+	}
+	rec, err := parseRecord(answer)
+	if err != nil { // the Client has parsed it already
+		return nil, &lookupError{Unavailable, fmt.Errorf("verified lookup answer unreadable: %v", err)}
+	}
+	return rec, nil
 }
 
 func kindLabel(err error) string {
@@ -239,155 +319,4 @@ func (v *Verifier) securityError(msg string) {
 	metrics.SumDBSecurityErrors.Inc()
 	v.log.Error("CHECKSUM DATABASE SECURITY ERROR: the database presented a tree inconsistent with the one stored; "+
 		"verification refuses every module until an operator investigates", "db", v.db.Name, "detail", msg)
-}
-
-// clientOps implements sumdb.ClientOps over modgate's storage:
-//
-//	sumdb/<name>/latest                the latest verified signed tree head
-//	sumdb/<name>/lookup/<path>@<ver>   verified lookup answers
-//	sumdb/<name>/tile/...              verified tiles
-type clientOps struct {
-	db     DB
-	store  store.Store
-	remote *Remote
-	v      *Verifier
-
-	cfgMu    sync.Mutex // serializes WriteConfig's compare-and-swap in this process
-	notFound sync.Map   // remote lookup paths last answered "not found"
-
-	// The client saves tiles as soon as they match the tree it is checking,
-	// which may be a forked tree it rejects a moment later. Tiles are
-	// therefore held here until a lookup succeeds, and dropped when one
-	// fails, so that storage only ever holds tiles of an accepted tree.
-	pendingMu sync.Mutex
-	pending   map[string][]byte
-}
-
-func (o *clientOps) flushTiles() {
-	o.pendingMu.Lock()
-	tiles := o.pending
-	o.pending = nil
-	o.pendingMu.Unlock()
-	for file, data := range tiles {
-		o.put(file, data)
-	}
-}
-
-func (o *clientOps) dropTiles() {
-	o.pendingMu.Lock()
-	o.pending = nil
-	o.pendingMu.Unlock()
-}
-
-const opTimeout = time.Minute
-
-func (o *clientOps) ReadRemote(path string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	data, err := o.remote.Get(ctx, path)
-	if errors.Is(err, ErrNotFound) {
-		o.notFound.Store(path, true)
-	} else {
-		o.notFound.Delete(path)
-	}
-	return data, err
-}
-
-func (o *clientOps) wasNotFound(path, version string) bool {
-	file, err := o.lookupFile(path, version)
-	if err != nil {
-		return false
-	}
-	_, ok := o.notFound.Load(strings.TrimPrefix(file, o.db.Name))
-	return ok
-}
-
-// lookupFile is the client's cache file name for a lookup.
-func (o *clientOps) lookupFile(path, version string) (string, error) {
-	ep, err := module.EscapePath(path)
-	if err != nil {
-		return "", err
-	}
-	ev, err := module.EscapeVersion(version)
-	if err != nil {
-		return "", err
-	}
-	return o.db.Name + "/lookup/" + ep + "@" + ev, nil
-}
-
-func (o *clientOps) ReadConfig(file string) ([]byte, error) {
-	if file == "key" {
-		return []byte(o.db.Key), nil
-	}
-	data, err := o.read("sumdb/" + file)
-	if errors.Is(err, store.ErrNotExist) {
-		return []byte{}, nil // start from an empty tree
-	}
-	return data, err
-}
-
-func (o *clientOps) WriteConfig(file string, old, new []byte) error {
-	if file == "key" {
-		return errors.New("the key is never written")
-	}
-	o.cfgMu.Lock()
-	defer o.cfgMu.Unlock()
-	cur, err := o.ReadConfig(file)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(cur, old) {
-		return sumdb.ErrWriteConflict
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	return o.store.Put(ctx, "sumdb/"+file, bytes.NewReader(new))
-}
-
-func (o *clientOps) ReadCache(file string) ([]byte, error) {
-	o.pendingMu.Lock()
-	data, ok := o.pending[file]
-	o.pendingMu.Unlock()
-	if ok {
-		return data, nil
-	}
-	return o.read("sumdb/" + file)
-}
-
-func (o *clientOps) WriteCache(file string, data []byte) {
-	if strings.HasPrefix(file, o.db.Name+"/tile/") {
-		o.pendingMu.Lock()
-		if o.pending == nil {
-			o.pending = map[string][]byte{}
-		}
-		o.pending[file] = data
-		o.pendingMu.Unlock()
-		return
-	}
-	// Lookups are written only after the client checked them against an
-	// accepted tree.
-	o.put(file, data)
-}
-
-func (o *clientOps) put(file string, data []byte) {
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	if err := o.store.Put(ctx, "sumdb/"+file, bytes.NewReader(data)); err != nil {
-		o.v.log.Warn("cannot cache checksum database file", "file", file, "err", err)
-	}
-}
-
-func (o *clientOps) Log(msg string) { o.v.log.Debug("sumdb client", "msg", msg) }
-
-func (o *clientOps) SecurityError(msg string) { o.v.securityError(msg) }
-
-func (o *clientOps) read(key string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	rc, _, err := o.store.Open(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(io.LimitReader(rc, maxRemoteSize))
 }

@@ -1,0 +1,15 @@
+package cache
+
+// NewWithLimits is New with the sizes of the in-memory tables chosen by the
+// test, so that their bounds can be observed.
+func NewWithLimits(cfg Config, negative, queries, clients int) *Modules {
+	return newModules(cfg, limits{negative: negative, queries: queries, clients: clients})
+}
+
+// TableLens returns how many entries the in-memory tables hold.
+func (m *Modules) TableLens() (negative, queries, clients int) {
+	if m.limit != nil {
+		clients = m.limit.clients.Len()
+	}
+	return m.neg.lru.Len(), m.queries.lru.Len(), clients
+}

@@ -1,0 +1,369 @@
+package cache_test
+
+// Tests of the cache behind the real HTTP handler, on a disk store, fetching
+// from fixture upstreams over HTTP through a source chain.
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modgate/modgate/internal/cache"
+	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/source"
+	"github.com/modgate/modgate/internal/store"
+	"github.com/modgate/modgate/internal/testenv"
+)
+
+type stack struct {
+	up      *testenv.Upstream
+	dataDir string
+	modules *cache.Modules
+	handler http.Handler
+	srv     *httptest.Server
+}
+
+func fixtureTree(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	var mods []testenv.Module
+	for _, v := range []string{"v1.0.0", "v1.1.0"} {
+		mods = append(mods, testenv.Module{Path: "example.com/m", Version: v,
+			Files: map[string]string{"m.go": "package m\n\nconst V = \"" + v + "\"\n"}})
+	}
+	testenv.BuildTree(t, dir, mods)
+	return dir
+}
+
+// newStack serves a cache built by newCache (nil: cache.New) over a fresh
+// disk store, with the fixture upstream as its source, unless upstream (a
+// GOPROXY list) is given.
+func newStack(t *testing.T, cfg cache.Config, newCache func(cache.Config) *cache.Modules, upstream string) *stack {
+	t.Helper()
+	s := &stack{up: testenv.NewUpstream(t, fixtureTree(t)), dataDir: filepath.Join(t.TempDir(), "data")}
+	if upstream == "" {
+		upstream = s.up.URL()
+	}
+	disk, err := store.NewDisk(s.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := source.ParseList(upstream, func(base string) source.Source {
+		return source.NewUpstream(base, source.NewHTTPClient())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Store, cfg.Source, cfg.ScratchDir = disk, chain, disk.StagingDir()
+	if cfg.ListTTL == 0 {
+		cfg.ListTTL = time.Minute
+	}
+	if cfg.NegativeTTL == 0 {
+		cfg.NegativeTTL = time.Minute
+	}
+	cfg.FetchTimeout = 30 * time.Second
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if newCache == nil {
+		newCache = cache.New
+	}
+	s.modules = newCache(cfg)
+	t.Cleanup(s.modules.Close)
+	s.handler = goproxy.Instrument(cfg.Logger, &goproxy.Handler{Modules: s.modules})
+	s.srv = httptest.NewServer(s.handler)
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (s *stack) get(t *testing.T, path string, hdr ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{resp.StatusCode, resp.Header, string(body)}
+}
+
+// walk returns every file and directory under dir, relative to it.
+func walk(t *testing.T, dir string) []string {
+	t.Helper()
+	var all []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() {
+			rel += "/"
+		}
+		all = append(all, rel)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
+
+func randomName() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// TestRandomMissesLeaveNoStoredState is issue #6's disk and inode growth:
+// thousands of requests for random missing modules, versions and branch
+// names must leave the data directory exactly as it was, and the memory
+// that remembers them bounded by its table size.
+func TestRandomMissesLeaveNoStoredState(t *testing.T) {
+	const negSize, querySize = 256, 16
+	s := newStack(t, cache.Config{}, func(cfg cache.Config) *cache.Modules {
+		return cache.NewWithLimits(cfg, negSize, querySize, 16)
+	}, "")
+	// A module that exists, fetched once: its files and list are stored.
+	for _, p := range []string{"/example.com/m/@v/list", "/example.com/m/@latest",
+		"/example.com/m/@v/v1.0.0.info", "/example.com/m/@v/v1.0.0.mod", "/example.com/m/@v/v1.0.0.zip"} {
+		if r := s.get(t, p); r.status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", p, r.status, r.body)
+		}
+	}
+	before := walk(t, s.dataDir)
+
+	const requests = 3000
+	paths := make(chan string)
+	go func() {
+		defer close(paths)
+		for i := range requests {
+			mod := "example.com/" + randomName()
+			switch i % 8 {
+			case 0:
+				paths <- "/" + mod + "/@v/list"
+			case 1:
+				paths <- "/" + mod + "/@latest"
+			case 2:
+				paths <- "/" + mod + "/@v/v1.0.0.info"
+			case 3:
+				paths <- "/" + mod + "/@v/v1.0.0.mod"
+			case 4:
+				paths <- "/" + mod + "/@v/v1.0.0.zip"
+			case 5:
+				paths <- "/" + mod + "/@v/" + randomName() + ".info" // a branch of a missing module
+			case 6:
+				paths <- "/example.com/m/@v/branch-" + randomName() + ".info" // a missing branch of a real one
+			case 7:
+				paths <- fmt.Sprintf("/example.com/m/@v/v1.9.%d.zip", i) // a missing version of a real one
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range paths {
+				if r := s.get(t, p); r.status != http.StatusNotFound {
+					t.Errorf("GET %s: %d %s, want 404", p, r.status, r.body)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	if after := walk(t, s.dataDir); !slices.Equal(before, after) {
+		var added []string
+		for _, p := range after {
+			if !slices.Contains(before, p) {
+				added = append(added, p)
+			}
+		}
+		t.Errorf("%d requests for missing things added %d files and directories to the data dir, want none; e.g. %q",
+			requests, len(added), added[:min(len(added), 5)])
+	}
+	neg, queries, _ := s.modules.TableLens()
+	if neg > negSize || queries > querySize {
+		t.Errorf("in-memory tables hold %d not-found answers and %d queries, bounds %d and %d", neg, queries, negSize, querySize)
+	}
+	if neg != negSize {
+		t.Errorf("not-found table holds %d entries after %d misses, want it full (%d): is it in use?", neg, requests, negSize)
+	}
+	// The module that exists is still served, from storage.
+	if r := s.get(t, "/example.com/m/@v/v1.0.0.zip"); r.status != http.StatusOK {
+		t.Errorf("stored zip after the misses: %d %s", r.status, r.body)
+	}
+}
+
+// fixedClock is a clock that moves only when told.
+type fixedClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fixedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fixedClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestRateLimitOverHTTP checks the client's view of the upstream rate limit:
+// 429 with Retry-After and one text/plain line saying what to do, for the
+// connection's address whatever X-Forwarded-For says; stored files are
+// still served; other addresses are not limited.
+func TestRateLimitOverHTTP(t *testing.T) {
+	clock := &fixedClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := newStack(t, cache.Config{UpstreamRate: 1, UpstreamBurst: 2, Now: clock.Now}, nil, "")
+	if r := s.get(t, "/example.com/m/@v/v1.0.0.info"); r.status != http.StatusOK {
+		t.Fatalf("found lookup: %d %s", r.status, r.body)
+	}
+	for i := range 2 {
+		if r := s.get(t, fmt.Sprintf("/example.com/m/@v/v1.9.%d.info", i)); r.status != http.StatusNotFound {
+			t.Fatalf("miss %d: %d %s", i, r.status, r.body)
+		}
+	}
+	upstreamBefore := s.up.Total()
+	for _, p := range []string{"/example.com/nope/@v/list", "/example.com/m/@v/main.info", "/example.com/m/@v/v1.9.9.zip"} {
+		r := s.get(t, p, "X-Forwarded-For", "198.51.100.7")
+		if r.status != http.StatusTooManyRequests {
+			t.Fatalf("GET %s over the limit: %d %s, want 429", p, r.status, r.body)
+		}
+		if ra := r.header.Get("Retry-After"); ra != "1" {
+			t.Errorf("GET %s: Retry-After %q, want 1", p, ra)
+		}
+		if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+			t.Errorf("GET %s: Content-Type %q", p, ct)
+		}
+		if !strings.HasPrefix(r.body, "modgate: ") || strings.Count(r.body, "\n") != 1 ||
+			!strings.Contains(r.body, "127.0.0.1") || !strings.Contains(r.body, "--upstream-rate") {
+			t.Errorf("GET %s: body %q, want one line naming the client and what to do", p, r.body)
+		}
+	}
+	if n := s.up.Total() - upstreamBefore; n != 0 {
+		t.Errorf("refused lookups reached the upstream %d times", n)
+	}
+	// Stored files and remembered not-found answers are served as before.
+	if r := s.get(t, "/example.com/m/@v/v1.0.0.info"); r.status != http.StatusOK {
+		t.Errorf("stored file while limited: %d %s", r.status, r.body)
+	}
+	if r := s.get(t, "/example.com/m/@v/v1.9.0.info"); r.status != http.StatusNotFound {
+		t.Errorf("remembered not-found while limited: %d %s", r.status, r.body)
+	}
+	// Another address has its own bucket.
+	req := httptest.NewRequest(http.MethodGet, "/example.com/nope/@v/list", nil)
+	req.RemoteAddr = "192.0.2.44:5555"
+	w := httptest.NewRecorder()
+	s.handler.ServeHTTP(w, req)
+	if w.Code != http.StatusNotFound {
+		t.Errorf("another client: %d %s, want 404", w.Code, w.Body)
+	}
+	// A second later, one more lookup.
+	clock.Advance(time.Second)
+	if r := s.get(t, "/example.com/m/@v/v1.9.3.info"); r.status != http.StatusNotFound {
+		t.Errorf("a second later: %d %s, want 404", r.status, r.body)
+	}
+}
+
+// TestDegradedAnswersNotCacheable checks that a @v/list or @latest made
+// from stored files alone, while the upstream is down and never answered
+// that question, is marked and not cacheable by clients; and that the
+// answer is an ordinary one again once the upstream is back.
+func TestDegradedAnswersNotCacheable(t *testing.T) {
+	s := newStack(t, cache.Config{}, nil, "")
+	for _, p := range []string{"/example.com/m/@v/v1.0.0.info", "/example.com/m/@v/v1.0.0.mod"} {
+		if r := s.get(t, p); r.status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", p, r.status, r.body)
+		}
+	}
+	s.up.SetDown(true)
+	for _, tc := range []struct{ path, want string }{
+		{"/example.com/m/@v/list", "v1.0.0\n"},
+		{"/example.com/m/@latest", `"Version":"v1.0.0"`},
+	} {
+		r := s.get(t, tc.path)
+		if r.status != http.StatusOK || !strings.Contains(r.body, tc.want) {
+			t.Fatalf("GET %s with the upstream down: %d %q, want 200 with %q", tc.path, r.status, r.body, tc.want)
+		}
+		if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("GET %s made from stored files alone: Cache-Control %q, want no-store", tc.path, cc)
+		}
+		if r.header.Get("X-Modgate-Degraded") == "" {
+			t.Errorf("GET %s made from stored files alone: no X-Modgate-Degraded header", tc.path)
+		}
+	}
+	s.up.SetDown(false)
+	for _, p := range []string{"/example.com/m/@v/list", "/example.com/m/@latest"} {
+		r := s.get(t, p)
+		if r.status != http.StatusOK || !strings.Contains(r.body, "v1.1.0") {
+			t.Fatalf("GET %s with the upstream back: %d %q", p, r.status, r.body)
+		}
+		if cc := r.header.Get("Cache-Control"); !strings.Contains(cc, "max-age=") || r.header.Get("X-Modgate-Degraded") != "" {
+			t.Errorf("GET %s with the upstream back: Cache-Control %q, X-Modgate-Degraded %q", p, cc, r.header.Get("X-Modgate-Degraded"))
+		}
+	}
+}
+
+// TestInvalidAnswerNamesOrigin checks that an invalid file is blamed on the
+// chain entry that sent it, not on the whole chain.
+func TestInvalidAnswerNamesOrigin(t *testing.T) {
+	empty := testenv.NewUpstream(t, t.TempDir()) // answers 404: the chain falls through
+	liar := testenv.NewUpstream(t, fixtureTree(t))
+	liar.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
+		switch r.URL.Path {
+		// @latest falls back to the list's newest version, v1.1.0: its
+		// .info is broken too, so that the answer is a 502 as well.
+		case "/example.com/m/@v/v1.0.0.info", "/example.com/m/@v/v1.1.0.info", "/example.com/m/@v/main.info", "/example.com/m/@latest":
+			fmt.Fprint(w, "<html>not json</html>")
+		case "/example.com/m/@v/v1.0.0.mod":
+			fmt.Fprint(w, "module example.com/m\nrequire ( {{\n")
+		case "/example.com/m/@v/v1.0.0.zip":
+			fmt.Fprint(w, "PK not a zip")
+		default:
+			return false
+		}
+		return true
+	})
+	s := newStack(t, cache.Config{}, nil, empty.URL()+","+liar.URL())
+	for _, p := range []string{"/example.com/m/@v/v1.0.0.info", "/example.com/m/@v/main.info",
+		"/example.com/m/@v/v1.0.0.mod", "/example.com/m/@v/v1.0.0.zip", "/example.com/m/@latest"} {
+		r := s.get(t, p)
+		if r.status != http.StatusBadGateway {
+			t.Errorf("GET %s: %d %q, want 502", p, r.status, r.body)
+			continue
+		}
+		if !strings.Contains(r.body, liar.URL()+" sent an invalid") || strings.Contains(r.body, empty.URL()) {
+			t.Errorf("GET %s: %q; want it to blame %s alone", p, r.body, liar.URL())
+		}
+	}
+}

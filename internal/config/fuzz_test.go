@@ -1,0 +1,338 @@
+package config
+
+// Fuzz targets for the configuration loader: config file contents (YAML and
+// TOML) and flag and environment values. A bad configuration must stop the
+// start with a message that says which key is wrong and where it was set;
+// it must never panic, and what is accepted must be a value the option can
+// hold and print back (the start-up log and --help print it).
+//
+// Run one with: go test -run '^$' -fuzz FuzzLoadYAML -fuzztime 60s ./internal/config/
+// Without -fuzz, `go test` runs the seeds and testdata/fuzz/ as unit tests.
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var yamlSeeds = []string{
+	// docs/configuration.md
+	"# modgate.yaml\nlisten: \":8080\"\ndata-dir: /var/lib/modgate\nupstream: https://goproxy.example.internal|https://mirror.example.com\nlist-ttl: 10m\nnegative-ttl: 30s\nlog-format: json\n",
+	"{listen: \":1\", data-dir: file-dir, list-ttl: 1m, negative-ttl: 0s, log-level: debug, log-format: text}",
+	"listen: :9090\nnosumdb: \"*.corp.example,example.com/private\"\nsumdb: 'off'\n",
+	"negative-ttl: 0\nfetch-timeout: 1h30m\nshutdown-timeout: 45s\n",
+	"",
+	"# only a comment\n",
+	"listen:\n",
+	"---\nlisten: \":1\"\n---\nlisten: \":2\"\n",
+	// Broken.
+	"listn: \":1\"\n",
+	"config: other.yaml\n",
+	"- listen\n",
+	"listen: \":1\"\nlisten: \":2\"\n",
+	"listen: [\":1\"]\n",
+	"listen: {port: 1}\n",
+	"list-ttl: 5x\n",
+	"list-ttl: 5\n",
+	"list-ttl: -1s\n",
+	"log-level: verbose\n",
+	"tls-cert: /nonexistent/cert.pem\n",
+	"upstream: ftp://a.example\n",
+	"nosumdb: \"[\"\n",
+	"listen: \":1\n",
+	"? [a, b]\n: c\n",
+	"a: &x [*x]\n",
+	"listen: !!binary aGVsbG8=\n",
+	"listen: 1e400\n",
+	"listen: .inf\n",
+	"data-dir: ~\n",
+	"\t",
+}
+
+var tomlSeeds = []string{
+	"# modgate.toml\nlisten = \":8443\"\ndata-dir = \"/var/lib/modgate\"\ntls-cert = \"/etc/modgate/tls.crt\"\ntls-key = \"/etc/modgate/tls.key\"\n",
+	"listen = \":1\"\ndata-dir = \"file-dir\"\nlist-ttl = \"1m\"\nnegative-ttl = 0\nlog-level = \"debug\"\nlog-format = \"text\"\n",
+	"upstream = 'https://a.example,https://b.example|direct'\nnosumdb = \"*.corp.example\"\n",
+	"",
+	// Broken.
+	"listn = \":1\"\n",
+	"config = \"other.toml\"\n",
+	"[listen]\nport = 1\n",
+	"listen.port = 1\n",
+	"\"listen\" = \":1\"\n\"\" = 2\n",
+	"listen = [\":1\", 2]\n",
+	"listen = \n",
+	"list-ttl = 5\n",
+	"list-ttl = 1.5\n",
+	"list-ttl = 1979-05-27T07:32:00Z\n",
+	"log-format = true\n",
+	"[[data-dir]]\n",
+	"listen = \":1\"\nlisten = \":2\"\n",
+	"fetch-timeout = inf\n",
+}
+
+// One file per fuzz target, rewritten for each input: a fuzz worker calls
+// the target sequentially, and a fresh temporary directory per input would
+// cost more than loading it.
+
+func FuzzLoadYAML(f *testing.F) {
+	for _, s := range yamlSeeds {
+		f.Add([]byte(s))
+	}
+	path := filepath.Join(f.TempDir(), "m.yaml")
+	f.Fuzz(func(t *testing.T, data []byte) { checkLoadFile(t, path, data) })
+}
+
+func FuzzLoadTOML(f *testing.F) {
+	for _, s := range tomlSeeds {
+		f.Add([]byte(s))
+	}
+	path := filepath.Join(f.TempDir(), "m.toml")
+	f.Fuzz(func(t *testing.T, data []byte) { checkLoadFile(t, path, data) })
+}
+
+// checkLoadFile loads data as the config file path (.yaml or .toml) and
+// checks what the loader says about it.
+func checkLoadFile(t *testing.T, path string, data []byte) {
+	ext := filepath.Ext(path)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	parse := parseYAML
+	if ext == ".toml" {
+		parse = parseTOML
+	}
+	entries, perr := parse(data)
+
+	c := Default()
+	byName := map[string]*option{}
+	for _, o := range c.options() {
+		byName[o.name] = o
+	}
+	err := c.loadFile(path, byName)
+	where := "config file " + path + ": "
+	switch {
+	case perr != nil:
+		// A syntax error: reported, with the file.
+		if err == nil {
+			t.Fatalf("%q: does not parse (%v), but loadFile accepted it", data, perr)
+		}
+		if !strings.HasPrefix(err.Error(), where) {
+			t.Fatalf("%q: error %q does not start with %q", data, err, where)
+		}
+		return
+	case err != nil:
+		// The file parsed, so the problem is one of its keys: the
+		// message names it.
+		msg := err.Error()
+		if !strings.HasPrefix(msg, where) {
+			t.Fatalf("%q: error %q does not start with %q", data, msg, where)
+		}
+		for _, e := range entries {
+			if strings.HasPrefix(msg, where+fmt.Sprintf("unknown key %q", e.key)) ||
+				strings.HasPrefix(msg, where+fmt.Sprintf("key %q is not allowed", e.key)) ||
+				strings.HasPrefix(msg, where+e.key+": ") {
+				return
+			}
+		}
+		t.Fatalf("%q: error %q names none of the keys %v", data, msg, entries)
+	}
+
+	// Accepted: every value set its option, which says so, and holds a
+	// value that it can print and read back as a flag or env value.
+	for _, e := range entries {
+		if e.value == nil {
+			continue
+		}
+		if got, want := c.Source(e.key), where+e.key; got != want {
+			t.Errorf("%q: Source(%s) = %q, want %q", data, e.key, got, want)
+		}
+		text := byName[e.key].get()
+		if !roundTrips(e.key, text) {
+			t.Errorf("%q: %s = %q from the file cannot be given back as a flag value", data, e.key, text)
+		}
+	}
+	checkValidateNames(t, c, data)
+}
+
+// roundTrips reports whether text, the printed value of option name, parses
+// back to the same printed value.
+func roundTrips(name, text string) bool {
+	for _, o := range new(Config).options() {
+		if o.name == name {
+			return o.setText(text) == nil && o.get() == text
+		}
+	}
+	return false
+}
+
+// checkValidateNames checks that each problem Validate reports starts with
+// where the offending value came from.
+func checkValidateNames(t *testing.T, c *Config, input any) {
+	t.Helper()
+	err := c.Validate()
+	if err == nil {
+		return
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		named := false
+		for _, o := range c.options() {
+			if strings.HasPrefix(e.Error(), c.Source(o.name)+": ") {
+				named = true
+			}
+		}
+		if !named {
+			t.Errorf("%q: Validate error %q does not say where the value came from", input, e)
+		}
+	}
+}
+
+func FuzzFlagEnv(f *testing.F) {
+	for _, s := range [][2]string{
+		{"listen", ":8080"}, {"listen", "127.0.0.1:9"}, {"listen", "8080"},
+		{"data-dir", "/var/lib/modgate"}, {"data-dir", ""},
+		{"upstream", "https://a.example|https://b.example,direct"}, {"upstream", "a.example/mirror, ,off"}, {"upstream", "ftp://x"},
+		{"list-ttl", "5m"}, {"list-ttl", "1h30m"}, {"list-ttl", "5x"}, {"list-ttl", "0"}, {"list-ttl", " 2m "},
+		{"negative-ttl", "-1s"}, {"fetch-timeout", "9223372036854775807ns"}, {"shutdown-timeout", "1e3s"},
+		{"sumdb", "sum.golang.org"}, {"sumdb", "off"},
+		{"nosumdb", "*.corp.example,example.com/private"}, {"nosumdb", "["},
+		{"log-level", "debug"}, {"log-level", "DEBUG"}, {"log-format", "xml"},
+		{"tls-cert", "/nonexistent.pem"}, {"tls-key", "/"},
+		// Unknown names.
+		{"listn", ":1"}, {"list_ttl", "1m"}, {"LISTEN", ":1"}, {"verbose", "true"}, {"a b", "1"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	old := helpOutput
+	helpOutput = io.Discard
+	f.Cleanup(func() { helpOutput = old })
+
+	f.Fuzz(func(t *testing.T, name, value string) {
+		var o *option
+		for _, x := range new(Config).options() {
+			if x.name == name {
+				o = x
+			}
+		}
+		switch {
+		case o != nil && name != configKey:
+			// --config's value is a file to read (which could be
+			// /dev/stdin); file contents are FuzzLoadYAML's and
+			// FuzzLoadTOML's business.
+			checkKnown(t, name, "flag --"+name, []string{"--" + name + "=" + value}, nil)
+			if value != "" && !strings.ContainsRune(value, 0) {
+				checkKnown(t, name, "env "+EnvName(name), nil, map[string]string{EnvName(name): value})
+			}
+		case o == nil:
+			checkUnknownFlag(t, name, value)
+			checkUnknownEnv(t, name, value)
+		}
+	})
+}
+
+// checkKnown loads a setting of option name and checks that an error names
+// where, and that an accepted value is recorded as coming from there.
+func checkKnown(t *testing.T, name, where string, args []string, environ map[string]string) {
+	t.Helper()
+	c, err := Load(args, env(environ))
+	if err != nil {
+		if !strings.Contains(err.Error(), where+": ") {
+			t.Fatalf("%s %q: error %q does not name %s", where, args, err, where)
+		}
+		return
+	}
+	want := where
+	if name == "upstream" && c.UpstreamDerived {
+		// An empty --upstream is no upstream: derived from GOPROXY
+		// (found by FuzzFlagEnv; testdata/fuzz/FuzzFlagEnv).
+		want = "env GOPROXY"
+	}
+	if got := c.Source(name); got != want {
+		t.Fatalf("%s: accepted, but Source(%s) = %q, want %q", where, name, got, want)
+	}
+	for _, o := range c.options() {
+		if o.name == name && !roundTrips(name, o.get()) {
+			t.Fatalf("%s: accepted value prints as %q, which does not read back", where, o.get())
+		}
+	}
+}
+
+// checkUnknownFlag passes --name=value for a name that is no option.
+func checkUnknownFlag(t *testing.T, name, value string) {
+	t.Helper()
+	// Names the flag package reads as a flag name at all: anything else
+	// is a syntax error, an end of flags ("--") or a help request.
+	if name == "" || name[0] == '-' || strings.Contains(name, "=") || name == "h" || name == "help" {
+		return
+	}
+	_, err := Load([]string{"--" + name + "=" + value}, env(nil))
+	prefix := "flag --" + name + ": unknown flag ("
+	if err == nil || !strings.HasPrefix(err.Error(), prefix) {
+		t.Fatalf("--%s=%q: error %v, want one starting %q", name, value, err, prefix)
+	}
+	checkHint(t, name, strings.TrimPrefix(err.Error(), prefix), "--")
+}
+
+// checkUnknownEnv sets MODGATE_<name> for a name that is no option's.
+func checkUnknownEnv(t *testing.T, name, value string) {
+	t.Helper()
+	k := envPrefix + name
+	if strings.ContainsAny(k, "=\x00") {
+		return // not a variable name an environment can hold
+	}
+	for _, o := range new(Config).options() {
+		if EnvName(o.name) == k {
+			return // a known variable, spelled differently from the option
+		}
+	}
+	_, err := LoadEnviron(nil, []string{"GOPROXY=https://a.example", k + "=" + value})
+	prefix := "env " + k + ": unknown variable (no such modgate option; "
+	if err == nil || !strings.HasPrefix(err.Error(), prefix) {
+		t.Fatalf("%s=%q: error %v, want one starting %q", k, value, err, prefix)
+	}
+	checkHint(t, name, strings.TrimPrefix(err.Error(), prefix), envPrefix)
+}
+
+// checkHint checks the "did you mean" part of an unknown-name message: if
+// there is one, it names an option at the smallest edit distance from name,
+// within the limit.
+func checkHint(t *testing.T, name, rest, show string) {
+	t.Helper()
+	if rest == "see --help)" {
+		return
+	}
+	hint, ok := strings.CutPrefix(rest, "did you mean "+show)
+	hint, ok2 := strings.CutSuffix(hint, "? see --help)")
+	if !ok || !ok2 {
+		t.Fatalf("%q: malformed hint %q", name, rest)
+	}
+	norm := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "_", "-")) }
+	best, d := -1, -1
+	for _, o := range new(Config).options() {
+		od := editDistance(norm(name), o.name)
+		if best < 0 || od < best {
+			best = od
+		}
+		if norm(hint) == o.name {
+			d = od
+		}
+	}
+	if d < 0 || d != best || d > 2 {
+		t.Fatalf("%q: hint %q is %d edits away, the closest option %d", name, hint, d, best)
+	}
+}
+
+// TestRoundTrips checks the fuzz targets' round-trip helper: one that
+// accepted everything would make their assertion pointless.
+func TestRoundTrips(t *testing.T) {
+	if roundTrips("list-ttl", "5 m") || roundTrips("list-ttl", "300s") || roundTrips("no-such-option", "x") || !roundTrips("list-ttl", "5m") {
+		t.Error("roundTrips is not discriminating")
+	}
+}
