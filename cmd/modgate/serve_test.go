@@ -2,12 +2,12 @@ package main
 
 import (
 	"crypto/ecdsa"
-	"encoding/json"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"math/big"

@@ -242,7 +242,7 @@ func Instrument(base *slog.Logger, next http.Handler, opts ...Option) http.Handl
 		// one-line reason instead of ServeMux's redirect or bare 400.
 		if !strings.HasPrefix(r.URL.Path, "/") {
 			endpoint = "invalid"
-			WriteError(rw, r, http.StatusBadRequest, fmt.Sprintf("not a module proxy request: %q is not a URL path", r.RequestURI))
+			WriteError(rw, r, http.StatusBadRequest, fmt.Sprintf("not a module proxy request: %q is not a URL path (want /<module>/@v/... or /<module>/@latest)", r.RequestURI))
 			return
 		}
 		if uncleanPath(r.URL.Path) {

@@ -5,7 +5,7 @@ package goproxy
 import "syscall"
 
 // smallReceiveBuffer is a net.Dialer Control function setting SO_RCVBUF
-// to 16 KiB before the connection is made (so the advertised window is
+// to 64 KiB before the connection is made (so the advertised window is
 // small from the first packet on).
 func smallReceiveBuffer(network, address string, c syscall.RawConn) error {
 	var serr error
