@@ -158,7 +158,7 @@ func (m *Modules) Zip(ctx context.Context, path, version string) (*Object, error
 		}
 		if m.cfg.Verifier != nil {
 			if err := m.cfg.Verifier.Verify(fctx, path, version, false, h1); err != nil {
-				return fmt.Errorf("%w (zip from %s)", err, m.cfg.Source)
+				return fmt.Errorf("%w (zip from %s)", err, m.originName(origin))
 			}
 		}
 		hashKey, err := store.VersionKey(path, version, "ziphash")

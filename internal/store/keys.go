@@ -17,7 +17,8 @@ import (
 //
 //	mod/<escaped path>/@v/<escaped version>.info|.mod|.zip|.ziphash
 //	meta/<escaped path>/@/list|latest
-//	meta/<escaped path>/@/query/<sha256 of the query>
+//	meta/<escaped path>/@/query/<sha256 of the query>  (names only: query
+//	                                                  answers are kept in memory)
 //
 // The "@" element keeps one module's documents apart from another module
 // whose path extends it ("example.com/m" and "example.com/m/list"): "@" cannot
@@ -108,9 +109,11 @@ func MetaKey(path, name string) (string, error) {
 	return key, nil
 }
 
-// QueryKey is the key of a cached answer to a non-canonical .info query
-// (a branch name or commit prefix). Queries are hashed because they may
-// contain characters that are not valid in a key.
+// QueryKey names the cached answer to a non-canonical .info query (a
+// branch name or commit prefix). The cache keeps these answers in memory
+// only (clients choose queries freely), so the key is an identity, not a
+// file; it is shaped like a storage key so that one module's answers share
+// a prefix. Queries are hashed because they may contain any characters.
 func QueryKey(path, query string) (string, error) {
 	sum := sha256.Sum256([]byte(query))
 	return MetaKey(path, "query/"+hex.EncodeToString(sum[:16]))
