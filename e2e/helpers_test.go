@@ -276,7 +276,12 @@ func do(t testing.TB, method, u string, hdr ...string) response {
 }
 
 func tryDo(method, u string, hdr ...string) (response, error) {
-	req, err := http.NewRequest(method, u, nil)
+	return tryDoContext(context.Background(), method, u, hdr...)
+}
+
+// tryDoContext is tryDo bounded by ctx.
+func tryDoContext(ctx context.Context, method, u string, hdr ...string) (response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
 		return response{}, err
 	}
