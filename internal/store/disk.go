@@ -3,6 +3,8 @@ package store
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -69,6 +71,10 @@ var copyBufPool = sync.Pool{New: func() any {
 //
 // Delete does not remove directories that become empty: pruning them would
 // race with a concurrent Put creating an object in them.
+//
+// Disk has every optional capability: PutSized, PutIf (across processes
+// sharing the directory, on Unix), ListInfo, the FilePutter methods and
+// CleanStaging.
 type Disk struct {
 	root string // absolute, clean
 	tmp  string // root/stagingDir
@@ -78,12 +84,24 @@ type Disk struct {
 	lastStamp atomic.Int64
 }
 
-var _ Store = (*Disk)(nil)
+var (
+	_ Store             = (*Disk)(nil)
+	_ SizedPutter       = (*Disk)(nil)
+	_ ConditionalPutter = (*Disk)(nil)
+	_ InfoLister        = (*Disk)(nil)
+	_ FilePutter        = (*Disk)(nil)
+	_ StagingCleaner    = (*Disk)(nil)
+)
 
 // NewDisk returns a Disk rooted at root, creating root (mode 0o755) and its
 // staging directory if needed. Staging files left by processes that died in
 // the middle of a write are removed (CleanStaging).
 func NewDisk(root string) (*Disk, error) {
+	return newDisk(context.Background(), root)
+}
+
+// newDisk is NewDisk with ctx bounding the clean of the staging directory.
+func newDisk(ctx context.Context, root string) (*Disk, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("store: disk root %q: %w", root, err)
@@ -95,7 +113,7 @@ func NewDisk(root string) (*Disk, error) {
 	if err := os.MkdirAll(d.tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("store: create staging dir: %w", err)
 	}
-	if _, _, err := d.CleanStaging(context.Background()); err != nil {
+	if _, _, err := d.CleanStaging(ctx); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -107,7 +125,8 @@ func (d *Disk) Root() string { return d.root }
 // CleanStaging removes the leftovers of interrupted writes from the
 // staging directory: every file there that no writer holds locked, except
 // empty files younger than a minute (on platforms without file locks: every
-// file not modified for an hour). It returns how many files it removed and
+// file not modified for an hour). The lock files of conditional puts whose
+// process died are such leftovers too. It returns how many files it removed and
 // their total size. NewDisk calls it; a long-running server should call it
 // periodically too, since a Put or a fetch killed with its process (or
 // another process sharing the data directory) leaves its partial file.
@@ -332,7 +351,35 @@ type writerOnly struct{ io.Writer }
 // temp file in the staging directory, fsyncs it, renames it into place and
 // fsyncs the parent directory. On error (including ctx being cancelled
 // mid-copy) the temp file is removed and any previous object is intact.
-func (d *Disk) Put(ctx context.Context, key string, r io.Reader) (err error) {
+func (d *Disk) Put(ctx context.Context, key string, r io.Reader) error {
+	return d.put(ctx, key, r, nil)
+}
+
+// PutSized is Put with the size checked as r is read (SizedPutter). A file
+// needs no size in advance; the check is what the disk store adds.
+func (d *Disk) PutSized(ctx context.Context, key string, r io.Reader, size int64) error {
+	if size < 0 {
+		return fmt.Errorf("store: put %q: negative size %d", key, size)
+	}
+	return d.put(ctx, key, &exactReader{r: r, size: size}, nil)
+}
+
+// PutIf is Put on condition (ConditionalPutter): the object is written and
+// fsynced first, then the key's lock is taken, the current object's ETag
+// compared with ifMatch and the new one renamed into place, and the lock
+// released. The lock is a file locked with flock(2), so conditional puts
+// exclude each other in every process using the data dir, and a process
+// that dies holding it releases it (see lockKey); where files cannot be
+// locked (Windows, AIX), only within this process.
+//
+// ETags (see etag) change with every Put, so an object replaced by one of
+// the same content still fails an If-Match of the old one.
+func (d *Disk) PutIf(ctx context.Context, key string, r io.Reader, ifMatch string) error {
+	return d.put(ctx, key, r, &ifMatch)
+}
+
+// put is Put, conditional when ifMatch is not nil.
+func (d *Disk) put(ctx context.Context, key string, r io.Reader, ifMatch *string) (err error) {
 	p, err := d.path(key)
 	if err != nil {
 		return err
@@ -387,7 +434,54 @@ func (d *Disk) Put(ctx context.Context, key string, r io.Reader) (err error) {
 			return fmt.Errorf("store: put %q: %w", key, err)
 		}
 	}
+	if ifMatch != nil {
+		// Only the comparison and the rename are under the lock: the
+		// content is already written and fsynced. The lock is held until
+		// the rename is durable, so no one swaps on top of a swap that a
+		// crash could still undo.
+		unlock, err := d.lockKey(ctx, key)
+		if err != nil {
+			return fmt.Errorf("store: put %q: %w", key, err)
+		}
+		defer unlock()
+		cur, err := d.currentETag(p)
+		if err != nil {
+			return fmt.Errorf("store: put %q: %w", key, err)
+		}
+		if err := checkCondition(key, cur, *ifMatch); err != nil {
+			return err
+		}
+	}
 	return d.commit(ctx, key, p, tmpName)
+}
+
+// currentETag returns the ETag of the object at p, IfAbsent when there is
+// none.
+func (d *Disk) currentETag(p string) (string, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || isNotDir(err) {
+			return IfAbsent, nil
+		}
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return IfAbsent, nil // a "directory" of other keys is no object
+	}
+	return etag(fi), nil
+}
+
+// lockFilePrefix names the lock files of conditional puts in the staging
+// directory: "lock-" and 32 hex digits of the SHA-256 of the key, a name of
+// fixed length whatever the key. A lock file exists only while a
+// conditional put of its key holds or waits for it, or after its holder
+// died (CleanStaging removes it then, or the next put of the key reuses it).
+const lockFilePrefix = "lock-"
+
+// lockFile returns the name of key's lock file.
+func (d *Disk) lockFile(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return filepath.Join(d.tmp, lockFilePrefix+hex.EncodeToString(sum[:16]))
 }
 
 // commit renames a complete, fsynced staging file into place as key's
@@ -551,6 +645,30 @@ func (d *Disk) Delete(ctx context.Context, key string) error {
 // List sorts each directory's entries by name, with "/" appended to
 // directory names, which yields keys in lexical order.
 func (d *Disk) List(ctx context.Context, prefix string, fn func(key string) error) error {
+	return d.list(ctx, prefix, func(key string, _ fs.DirEntry) error { return fn(key) })
+}
+
+// ListInfo is List with each object's Info (InfoLister): one lstat per
+// object, from the directory entry, and no open.
+func (d *Disk) ListInfo(ctx context.Context, prefix string, fn func(key string, info Info) error) error {
+	return d.list(ctx, prefix, func(key string, e fs.DirEntry) error {
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed since the directory was read
+		}
+		if err != nil {
+			return fmt.Errorf("store: list %q: %w", prefix, err)
+		}
+		if !fi.Mode().IsRegular() {
+			return nil // replaced by a directory meanwhile
+		}
+		return fn(key, info(fi))
+	})
+}
+
+// list calls fn with every key that starts with prefix, in lexical order,
+// and the directory entry of its file.
+func (d *Disk) list(ctx context.Context, prefix string, fn func(key string, e fs.DirEntry) error) error {
 	if prefix != "" {
 		if strings.HasPrefix(prefix, "/") || strings.ContainsAny(prefix, "\\\x00") {
 			return fmt.Errorf("%w: prefix %q", ErrInvalidKey, prefix)
@@ -577,7 +695,7 @@ func (d *Disk) List(ctx context.Context, prefix string, fn func(key string) erro
 }
 
 // walk lists the directory dir, which holds the keys "<dirKey>/...".
-func (d *Disk) walk(ctx context.Context, dir, dirKey, prefix string, fn func(string) error) error {
+func (d *Disk) walk(ctx context.Context, dir, dirKey, prefix string, fn func(string, fs.DirEntry) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -592,6 +710,7 @@ func (d *Disk) walk(ctx context.Context, dir, dirKey, prefix string, fn func(str
 		sortKey string // name, plus "/" for directories
 		name    string
 		isDir   bool
+		dirent  fs.DirEntry
 	}
 	list := make([]entry, 0, len(entries))
 	for _, e := range entries {
@@ -601,9 +720,9 @@ func (d *Disk) walk(ctx context.Context, dir, dirKey, prefix string, fn func(str
 		}
 		switch {
 		case e.IsDir():
-			list = append(list, entry{name + "/", name, true})
+			list = append(list, entry{name + "/", name, true, e})
 		case e.Type().IsRegular():
-			list = append(list, entry{name, name, false})
+			list = append(list, entry{name, name, false, e})
 		}
 		// Symlinks and other special files are not objects.
 	}
@@ -629,7 +748,7 @@ func (d *Disk) walk(ctx context.Context, dir, dirKey, prefix string, fn func(str
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := fn(key); err != nil {
+		if err := fn(key, e.dirent); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,9 @@
 package store
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"syscall"
@@ -53,6 +55,11 @@ func claimStaging(f *os.File) (bool, error) {
 	if err := flock(f, unix.LOCK_EX); err != nil {
 		return false, err
 	}
+	return stillNamed(f)
+}
+
+// stillNamed reports whether f's name still refers to f.
+func stillNamed(f *os.File) (bool, error) {
 	ours, err := f.Stat()
 	if err != nil {
 		return false, err
@@ -65,6 +72,79 @@ func claimStaging(f *os.File) (bool, error) {
 		return false, err
 	}
 	return os.SameFile(ours, now), nil
+}
+
+// lockKey takes the lock of key's conditional puts: its lock file in the
+// staging directory (lockFile), locked with flock(2). A flock belongs to the
+// open file, not to the process, so two Disks of one process exclude each
+// other as two processes do; the kernel releases the lock of a process that
+// dies, kill -9 included.
+//
+// The holder removes the lock file when it is done, so that the staging
+// directory does not keep a file per key ever swapped; CleanStaging removes
+// the file of a holder that died (it is then unlocked, empty and old). A
+// waiter may thus lock a file that has lost its name: like claimStaging, it
+// checks that the name still refers to the file it locked, and starts again
+// otherwise. Only the holder of the named file's lock removes the name, so
+// one put at a time holds the lock of the file that has it.
+//
+// flock cannot be interrupted, so a waiter polls, with a backoff, until ctx
+// is done: a holder keeps the lock for a comparison, a rename and a
+// directory fsync.
+func (d *Disk) lockKey(ctx context.Context, key string) (unlock func(), err error) {
+	name := d.lockFile(key)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		// O_NOFOLLOW: whatever someone put there, locking must not follow a
+		// link out of the data dir.
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("lock file: %w", err)
+		}
+		if err := lockWait(ctx, f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock file: %w", err)
+		}
+		ok, err := stillNamed(f)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock file: %w", err)
+		}
+		if ok {
+			return func() {
+				os.Remove(name) // under the lock: see above
+				f.Close()
+			}, nil
+		}
+		f.Close() // removed by its holder meanwhile: take the new one
+	}
+}
+
+// Backoff of a conditional put waiting for its key's lock.
+const (
+	lockPollFirst = 50 * time.Microsecond
+	lockPollMax   = 5 * time.Millisecond
+)
+
+// lockWait locks f exclusively, waiting until ctx is done.
+func lockWait(ctx context.Context, f *os.File) error {
+	wait := lockPollFirst
+	for {
+		err := flock(f, unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, lockPollMax)
+	}
 }
 
 // removeIfUnused removes the staging file name unless a writer holds it

@@ -3,9 +3,12 @@
 package store
 
 import (
+	"context"
 	"errors"
+	"hash/maphash"
 	"io/fs"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -38,3 +41,20 @@ func removeIfUnused(name string) (removed bool, size int64, err error) {
 	}
 	return true, fi.Size(), nil
 }
+
+// lockKey takes the lock of key's conditional puts. Without flock(2) the
+// lock holds within this process only (every Disk on the same root shares
+// it): processes sharing a data dir on such systems can both win a
+// conditional put.
+func (d *Disk) lockKey(ctx context.Context, key string) (unlock func(), err error) {
+	mu := &keyLocks[maphash.String(keyLockSeed, d.lockFile(key))%uint64(len(keyLocks))]
+	mu.Lock()
+	return mu.Unlock, nil
+}
+
+// keyLocks are the in-process locks of conditional puts, by lock file name
+// (keys of different roots or the same root may share one: a swap is short).
+var (
+	keyLocks    [64]sync.Mutex
+	keyLockSeed = maphash.MakeSeed()
+)

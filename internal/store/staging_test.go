@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/modgate/modgate/internal/store"
+	"github.com/modgate/modgate/internal/store/storetest"
 )
 
 // The crash tests run the test binary again as a helper process that writes
@@ -27,6 +28,10 @@ const (
 	helperRootEnv = "MODGATE_STORE_TEST_ROOT"
 	// helperChunk is what the "put" helper writes before it stalls.
 	helperChunk = 1 << 20
+	// helperKey is the key the "lock" and "count" helpers use.
+	helperKey = "sumdb/db.example/latest"
+	// helperIncrements is how many increments the "count" helper makes.
+	helperIncrements = 40
 )
 
 func TestMain(m *testing.M) {
@@ -66,6 +71,31 @@ func runHelper(role, root string) int {
 		err := d.Put(context.Background(), "mod/example.com/m/@v/v1.0.0.zip", r)
 		fmt.Fprintln(os.Stderr, "Put returned:", err)
 		return 2
+	case "lock":
+		// A conditional put between its comparison and its rename: it
+		// holds the key's lock until killed.
+		if _, err := store.LockKey(context.Background(), d, helperKey); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		fmt.Println("locked")
+		io.Copy(io.Discard, os.Stdin) // blocks until killed
+		return 2
+	case "count":
+		// Another modgate advancing a shared document: helperIncrements
+		// compare-and-swap increments of a counter, started on "go".
+		fmt.Println("ready")
+		if line, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil || line != "go\n" {
+			fmt.Fprintln(os.Stderr, "no go:", line, err)
+			return 2
+		}
+		for range helperIncrements {
+			if err := storetest.Increment(context.Background(), d, helperKey); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 2
+			}
+		}
+		return 0
 	}
 	return 2
 }
@@ -261,9 +291,9 @@ func TestDiskCleanStagingAfterKill(t *testing.T) {
 	}
 }
 
-// TestDiskCreateTemp covers FilePutter.CreateTemp (the compliance suite
-// does not cover FilePutter): the file is in the staging directory, locked
-// while open, becomes the object with PutFile, and is a leftover once
+// TestDiskCreateTemp covers what the compliance suite's FilePutter tests
+// cannot know about the disk store: the CreateTemp file is in the staging
+// directory, locked against CleanStaging while open, and is a leftover once
 // closed without PutFile.
 func TestDiskCreateTemp(t *testing.T) {
 	d := newDisk(t, t.TempDir())

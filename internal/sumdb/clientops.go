@@ -1,6 +1,7 @@
 package sumdb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -27,6 +28,12 @@ type lookupOps struct {
 	answer   []byte            // the lookup answer, once the Client has verified it
 	fetched  bool              // answer came from the database, not storage
 	notFound bool              // the database has no record
+
+	// The tree head ReadConfig last gave the Client, and its ETag: the
+	// version its WriteConfig replaces.
+	readLatest []byte
+	readETag   string
+	readDone   bool
 }
 
 func newLookupOps(ctx context.Context, v *Verifier, file string) *lookupOps {
@@ -50,18 +57,43 @@ func (o *lookupOps) ReadConfig(file string) ([]byte, error) {
 	if file != o.v.state.latestFile() {
 		return nil, errors.New("unknown checksum database configuration file " + file)
 	}
-	return o.v.state.latest(o.ctx)
+	data, etag, err := o.v.state.latestVersion(o.ctx)
+	if err != nil {
+		return nil, err
+	}
+	o.mu.Lock()
+	o.readLatest, o.readETag, o.readDone = data, etag, true
+	o.mu.Unlock()
+	return data, nil
 }
 
 // WriteConfig moves the stored tree head forward. The Client calls it once
 // it has checked the new tree consistent with the stored one: the tree is
 // then accepted, and so are the tiles this lookup fetched so far (they
 // match it, or the stored tree).
+//
+// It is a compare-and-swap in storage, so that two lookups, in one process
+// or in two sharing the storage, cannot both move the tree forward from the
+// same head: the Client passes back as old the head ReadConfig gave it, and
+// that version (its ETag, or none stored) is the condition of the store's
+// conditional put. When another lookup moved the head since, the Client
+// gets sumdb.ErrWriteConflict, reads the new head and checks against it.
 func (o *lookupOps) WriteConfig(file string, old, new []byte) error {
 	if file != o.v.state.latestFile() {
 		return errors.New("the checksum database key is never written")
 	}
-	if err := o.v.state.swapLatest(o.ctx, old, new); err != nil {
+	o.mu.Lock()
+	read, etag, readDone := o.readLatest, o.readETag, o.readDone
+	o.mu.Unlock()
+	var err error
+	if readDone && bytes.Equal(old, read) {
+		err = o.v.state.replaceLatest(o.ctx, etag, new)
+	} else {
+		// Not what this lookup read (the x/mod Client does not do
+		// that): compare with the stored head first.
+		err = o.v.state.swapLatest(o.ctx, old, new)
+	}
+	if err != nil {
 		return err
 	}
 	o.commitTiles()

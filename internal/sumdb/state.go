@@ -44,8 +44,6 @@ type state struct {
 	verifiers note.Verifiers // nil when the key does not parse
 	keyErr    error
 
-	cfgMu sync.Mutex // serializes the compare-and-swap of latest in this process
-
 	// The last stored tree head whose signature was checked, so that
 	// serving it again costs a comparison, not a signature verification.
 	treeMu  sync.Mutex
@@ -87,19 +85,25 @@ func (s *state) lookupFile(path, version string) (string, error) {
 }
 
 func (s *state) read(ctx context.Context, file string) ([]byte, error) {
-	rc, _, err := s.store.Open(ctx, s.key(file))
+	data, _, err := s.readVersion(ctx, file)
+	return data, err
+}
+
+// readVersion is read that also returns the ETag of what it read.
+func (s *state) readVersion(ctx context.Context, file string) ([]byte, string, error) {
+	rc, info, err := s.store.Open(ctx, s.key(file))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer rc.Close()
 	data, err := io.ReadAll(io.LimitReader(rc, maxRemoteSize+1))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if len(data) > maxRemoteSize {
-		return nil, fmt.Errorf("stored %s is larger than %d bytes", file, maxRemoteSize)
+		return nil, "", fmt.Errorf("stored %s is larger than %d bytes", file, maxRemoteSize)
 	}
-	return data, nil
+	return data, info.ETag, nil
 }
 
 func (s *state) put(ctx context.Context, file string, data []byte) error {
@@ -108,27 +112,47 @@ func (s *state) put(ctx context.Context, file string, data []byte) error {
 
 // latest returns the stored signed tree head, empty when there is none.
 func (s *state) latest(ctx context.Context) ([]byte, error) {
-	data, err := s.read(ctx, s.latestFile())
-	if errors.Is(err, store.ErrNotExist) {
-		return []byte{}, nil
-	}
+	data, _, err := s.latestVersion(ctx)
 	return data, err
+}
+
+// latestVersion returns the stored signed tree head and its ETag, which a
+// compare-and-swap (replaceLatest) replaces: empty and store.IfAbsent when
+// there is none.
+func (s *state) latestVersion(ctx context.Context) ([]byte, string, error) {
+	data, etag, err := s.readVersion(ctx, s.latestFile())
+	if errors.Is(err, store.ErrNotExist) {
+		return []byte{}, store.IfAbsent, nil
+	}
+	return data, etag, err
 }
 
 // swapLatest replaces the stored tree head old by new, or returns
 // sumdb.ErrWriteConflict when old is no longer what is stored. Callers
 // check that new is consistent with old first.
 func (s *state) swapLatest(ctx context.Context, old, new []byte) error {
-	s.cfgMu.Lock()
-	defer s.cfgMu.Unlock()
-	cur, err := s.latest(ctx)
+	cur, etag, err := s.latestVersion(ctx)
 	if err != nil {
 		return err
 	}
 	if !bytes.Equal(cur, old) {
 		return sumdb.ErrWriteConflict
 	}
-	return s.put(ctx, s.latestFile(), new)
+	return s.replaceLatest(ctx, etag, new)
+}
+
+// replaceLatest stores new as the tree head if the stored one is still the
+// version etag (store.IfAbsent: none is stored), or returns
+// sumdb.ErrWriteConflict. It is the store's conditional put, so that of the
+// lookups that checked new trees against one stored head, in this process
+// or in another sharing the storage, exactly one moves it; the others read
+// the new head and check against that.
+func (s *state) replaceLatest(ctx context.Context, etag string, new []byte) error {
+	err := store.PutIf(ctx, s.store, s.key(s.latestFile()), bytes.NewReader(new), etag)
+	if errors.Is(err, store.ErrPreconditionFailed) {
+		return sumdb.ErrWriteConflict
+	}
+	return err
 }
 
 // openTree checks a signed tree head against the database's key.

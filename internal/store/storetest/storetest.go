@@ -4,6 +4,12 @@
 //	func TestCompliance(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) store.Store { return newBackend(t) })
 //	}
+//
+// Run tests the Store methods, then each optional capability (SizedPutter,
+// ConditionalPutter, InfoLister, FilePutter) the store implements, saying
+// in the test log which ones it does not, and then the fallback of each
+// capability's helper (store.PutSized, store.PutIf, store.ListInfo,
+// store.PutFile) over the store's plain methods.
 package storetest
 
 import (
@@ -26,13 +32,17 @@ import (
 // (a smaller one with -short).
 const LargeSize = 64 << 20
 
+// A test is one subtest of the suite.
+type test struct {
+	name string
+	fn   func(*testing.T, store.Store)
+}
+
 // Run runs the compliance suite. newStore must return a new, empty store
-// for each call; it is called once per subtest.
+// for each call; it is called once per subtest, and once more per
+// capability to see whether the store has it.
 func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
-	tests := []struct {
-		name string
-		fn   func(*testing.T, store.Store)
-	}{
+	runTests(t, newStore, []test{
 		{"Roundtrip", testRoundtrip},
 		{"Empty", testEmpty},
 		{"Overwrite", testOverwrite},
@@ -48,13 +58,42 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ReadDuringOverwrite", testReadDuringOverwrite},
 		{"Ping", testPing},
 		{"CancelledPut", testCancelledPut},
+	})
+
+	// The capability tests go through the helpers, which call the store's
+	// implementation when it has one. Under "Fallback" the same tests run
+	// with the store's capabilities hidden: the helpers then fall back to
+	// the plain methods, whose semantics must be the same.
+	for _, c := range capabilities {
+		t.Run(c.name, func(t *testing.T) {
+			if s := newStore(t); !c.has(s) {
+				t.Logf("%T does not implement store.%s: nothing of its own to test; Fallback/%s tests the helper over its plain methods", s, c.name, c.name)
+				return
+			}
+			runTests(t, newStore, c.all())
+		})
 	}
+	t.Run("Fallback", func(t *testing.T) {
+		plain := func(t *testing.T) store.Store { return plainStore{newStore(t)} }
+		for _, c := range capabilities {
+			t.Run(c.name, func(t *testing.T) {
+				runTests(t, plain, c.fallbackTests())
+			})
+		}
+	})
+}
+
+func runTests(t *testing.T, newStore func(t *testing.T) store.Store, tests []test) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.fn(t, newStore(t))
 		})
 	}
 }
+
+// plainStore hides every optional capability of the store it holds: only
+// the Store methods are promoted.
+type plainStore struct{ store.Store }
 
 // put stores content under key or fails the test.
 func put(t *testing.T, s store.Store, key string, content []byte) {
