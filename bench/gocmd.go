@@ -81,11 +81,12 @@ func goEnv(gopath, goproxy string, verify bool) []string {
 	)
 }
 
-// download is one timed `go mod download` of the module set.
+// download is one timed `go mod download`.
 type download struct {
 	dir     string // holds the main module and the fresh GOPATH
 	elapsed time.Duration
-	note    string // what the proxy said about the run, if anything
+	cpu     time.Duration // the go command's user and system CPU time
+	note    string        // what the proxy said about the run, if anything
 }
 
 // modCache returns the module cache of the run.
@@ -94,10 +95,24 @@ func (d *download) modCache() string { return filepath.Join(d.dir, "gopath", "pk
 // remove deletes the run's files (the module cache is writable: -modcacherw).
 func (d *download) remove() { os.RemoveAll(d.dir) }
 
-// goModDownload runs `go mod download` for the first n modules through
-// goproxy, with a fresh main module and a fresh module cache in a new
-// directory under parent. Only the go command is timed.
+// mainModule is what a timed `go mod download` runs in and with: the main
+// module's go.mod, its go.sum (nil for none) and the command's arguments.
+type mainModule struct {
+	gomod, gosum []byte
+	args         []string
+}
+
+// goModDownload runs `go mod download` for the first n modules of the set
+// through goproxy, with a fresh main module and a fresh module cache in a
+// new directory under parent. Only the go command is timed.
 func goModDownload(parent, goproxy string, n int, verify bool) (*download, error) {
+	return downloadIn(parent, goproxy, mainModule{gomod: []byte(goModFor(n))}, verify)
+}
+
+// downloadIn runs `go mod download` in main through goproxy, in a new
+// directory under parent holding main and a fresh module cache. Only the
+// go command is timed.
+func downloadIn(parent, goproxy string, main mainModule, verify bool) (*download, error) {
 	dir, err := os.MkdirTemp(parent, "run-")
 	if err != nil {
 		return nil, err
@@ -107,17 +122,25 @@ func goModDownload(parent, goproxy string, n int, verify bool) (*download, error
 	if err := os.MkdirAll(mainDir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(mainDir, "go.mod"), []byte(goModFor(n)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(mainDir, "go.mod"), main.gomod, 0o644); err != nil {
 		return nil, err
+	}
+	if main.gosum != nil {
+		if err := os.WriteFile(filepath.Join(mainDir, "go.sum"), main.gosum, 0o644); err != nil {
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "mod", "download")
+	cmd := exec.CommandContext(ctx, "go", append([]string{"mod", "download"}, main.args...)...)
 	cmd.Dir = mainDir
 	cmd.Env = goEnv(filepath.Join(dir, "gopath"), goproxy, verify)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	d.elapsed = time.Since(start)
+	if ps := cmd.ProcessState; ps != nil {
+		d.cpu = ps.UserTime() + ps.SystemTime()
+	}
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("timed out after 10m")

@@ -24,6 +24,20 @@
 // served from 127.0.0.1). When the upstream does not answer and -only was
 // not given, cold and warm are skipped.
 //
+// The graph mode times a real project's whole module graph instead:
+//
+//	go run ./bench graph -gomod FILE [-gosum FILE] [-rounds N] [flags]
+//
+// It runs `go mod download` of every module whose zip the project's go.sum
+// lists (the go command loads the module graph, fetching the go.mod files
+// go.sum lists, and downloads those zips) with a fresh GOMODCACHE each run:
+// straight from the upstream, through a modgate verifying with its default
+// checksum database, through one with --sumdb off, and straight from the
+// upstream again, each modgate on a fresh data dir. Every run fetches each
+// file from the upstream once; -rounds (1 to 3, default 1) repeats the four
+// runs. Each modgate figure is divided by the mean of its round's two
+// direct runs. Two projects are in bench/testdata (webservice, cli).
+//
 // Flags:
 //
 //	-only LIST        comma-separated parts to run: cold,warm,rps,rss (default all)
@@ -92,6 +106,7 @@ type config struct {
 	modgate    string
 	mgArgs     string
 	clientDir  string
+	rounds     int // graph mode
 }
 
 // result is one line of the summary.
@@ -118,6 +133,10 @@ type bench struct {
 	// explicitOnly: -only was given, so a part that cannot run is an error.
 	explicitOnly bool
 
+	// The graph mode's project, and what its first run fetched.
+	project      *graphProject
+	graphFetched *fetchCount
+
 	// Left by the cold part for the warm part.
 	warmData  string // data dir of the last cold modgate run
 	fileProxy string // copy of the first cold run's cache/download
@@ -134,25 +153,14 @@ func main() {
 	flag.IntVar(&cfg.conns, "conns", 32, "concurrent keep-alive clients of the rps part")
 	flag.IntVar(&cfg.rssClients, "rss-clients", 64, "concurrent downloads of the rss part")
 	flag.IntVar(&cfg.rssSizeMB, "rss-size", 50, "size of the rss part's zip in `MB`")
-	flag.StringVar(&cfg.workdir, "workdir", "", "work directory (default: a new temporary directory)")
-	flag.BoolVar(&cfg.keep, "keep", false, "keep the work directory and the servers' logs")
-	flag.StringVar(&cfg.modgate, "modgate", "", "modgate binary to benchmark (default: build ./cmd/modgate)")
-	flag.StringVar(&cfg.clientDir, "gomodcache", "", "parent `DIR` of the go command's fresh module caches (default: the work directory; /dev/shm takes the client's disk out of the figures)")
-	flag.StringVar(&cfg.mgArgs, "modgate-args", "", "extra `flags` for every modgate started, space-separated (e.g. \"--sumdb off\")")
+	commonFlags(flag.CommandLine, &cfg)
 	flag.StringVar(&fileserver, "fileserver", "", "internal: serve `DIR` with http.FileServer")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: go run ./bench [flags]\n\nFlags:\n")
-		flag.VisitAll(func(f *flag.Flag) {
-			if f.Name == "fileserver" {
-				return
-			}
-			name, usage := flag.UnquoteUsage(f)
-			fmt.Fprintf(os.Stderr, "  -%s %s\n    \t%s", f.Name, name, usage)
-			if f.DefValue != "" && f.DefValue != "false" {
-				fmt.Fprintf(os.Stderr, " (default %s)", f.DefValue)
-			}
-			fmt.Fprintln(os.Stderr)
-		})
+		fmt.Fprintf(os.Stderr, "usage: go run ./bench [flags]\n       go run ./bench graph -gomod FILE [-gosum FILE] [flags] (go run ./bench graph -h)\n\nFlags:\n")
+		printFlags(flag.CommandLine)
+	}
+	if len(os.Args) > 1 && os.Args[1] == "graph" {
+		os.Exit(runGraph(os.Args[2:]))
 	}
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -169,12 +177,48 @@ func main() {
 	os.Exit(run(cfg))
 }
 
+// commonFlags defines the flags every mode has on fs.
+func commonFlags(fs *flag.FlagSet, cfg *config) {
+	fs.StringVar(&cfg.workdir, "workdir", "", "work directory (default: a new temporary directory)")
+	fs.BoolVar(&cfg.keep, "keep", false, "keep the work directory and the servers' logs")
+	fs.StringVar(&cfg.modgate, "modgate", "", "modgate binary to benchmark (default: build ./cmd/modgate)")
+	fs.StringVar(&cfg.clientDir, "gomodcache", "", "parent `DIR` of the go command's fresh module caches (default: the work directory; /dev/shm takes the client's disk out of the figures)")
+	fs.StringVar(&cfg.mgArgs, "modgate-args", "", "extra `flags` for every modgate started, space-separated (e.g. \"--sumdb off\")")
+}
+
+// printFlags prints fs's flags, but the internal -fileserver.
+func printFlags(fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "fileserver" {
+			return
+		}
+		name, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(os.Stderr, "  -%s %s\n    \t%s", f.Name, name, usage)
+		if f.DefValue != "" && f.DefValue != "false" {
+			fmt.Fprintf(os.Stderr, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(os.Stderr)
+	})
+}
+
+// part is one measurement of the bench.
+type part struct {
+	name string
+	fn   func() error
+}
+
 func run(cfg config) int {
 	b := &bench{cfg: cfg, parts: map[string]bool{}, modgateArgs: strings.Fields(cfg.mgArgs)}
 	if err := b.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2
 	}
+	return b.execute([]part{{"cold", b.cold}, {"warm", b.warm}, {"rps", b.rps}, {"rss", b.rss}})
+}
+
+// execute sets the bench up, runs the selected parts in order, prints the
+// summary and cleans up, also when interrupted. It returns the exit code.
+func (b *bench) execute(all []part) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -192,16 +236,13 @@ func run(cfg config) int {
 		return 1
 	}
 	failed := false
-	for _, part := range []struct {
-		name string
-		fn   func() error
-	}{{"cold", b.cold}, {"warm", b.warm}, {"rps", b.rps}, {"rss", b.rss}} {
-		if !b.parts[part.name] {
+	for _, p := range all {
+		if !b.parts[p.name] {
 			continue
 		}
-		progress("[%s] starting; load average %s (other work on the machine skews the figures)", part.name, loadAvg())
-		if err := part.fn(); err != nil {
-			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", part.name, err)
+		progress("[%s] starting; load average %s (other work on the machine skews the figures)", p.name, loadAvg())
+		if err := p.fn(); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", p.name, err)
 			failed = true
 		}
 	}
@@ -275,14 +316,14 @@ func (b *bench) setup() error {
 			return fmt.Errorf("go build ./cmd/modgate: %v\n%s", err, out)
 		}
 	}
-	if b.parts["cold"] || b.parts["warm"] {
+	if b.parts["cold"] || b.parts["warm"] || b.parts["graph"] {
 		b.upstream, err = upstreamFromGoEnv()
 		if err == nil {
 			err = reachable(b.upstream)
 		}
 		if err != nil {
-			if b.explicitOnly {
-				return fmt.Errorf("the cold and warm parts need the upstream: %v", err)
+			if b.explicitOnly || b.parts["graph"] {
+				return fmt.Errorf("the cold, warm and graph parts need the upstream: %v", err)
 			}
 			progress("upstream not usable (%v): skipping cold and warm; -only rps,rss runs offline", err)
 			b.parts["cold"], b.parts["warm"] = false, false
@@ -654,7 +695,10 @@ func (b *bench) summary() {
 	fmt.Printf("%-5s %-32s %-26s %-26s %6s %-8s %s\n", "part", "measure", "modgate", "baseline", "ratio", "target", "")
 	for _, r := range b.results {
 		verdict := "met"
-		if !r.ok {
+		switch {
+		case r.target == "":
+			r.target, verdict = "-", ""
+		case !r.ok:
 			verdict = "MISSED"
 		}
 		fmt.Printf("%-5s %-32s %-26s %-26s %6.2f %-8s %s\n", r.part, r.what, r.value, r.baseline, r.ratio, r.target, verdict)

@@ -227,7 +227,8 @@ func TestUpstreamLatest(t *testing.T) {
 }
 
 // TestLyingUpstreamList checks that junk in an upstream's list is filtered
-// out: only canonical versions valid for the path are listed.
+// out: only canonical versions valid for the path are listed, with the time
+// the upstream gave for a version kept.
 func TestLyingUpstreamList(t *testing.T) {
 	e := newStdEnv(t)
 	e.up.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
@@ -238,7 +239,7 @@ func TestLyingUpstreamList(t *testing.T) {
 		return true
 	})
 	got := string(mustGet(t, e.url("/example.com/m/@v/list")))
-	if want := "v1.0.0\nv1.1.0\nv3.0.0+incompatible\n"; got != want {
+	if want := "v1.0.0\nv1.1.0 2024-01-01T00:00:00Z\nv3.0.0+incompatible\n"; got != want {
 		t.Errorf("list from a junk upstream list = %q, want %q", got, want)
 	}
 }

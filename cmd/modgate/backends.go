@@ -14,10 +14,16 @@ import (
 )
 
 // backends are what every subcommand that touches modules builds from the
-// configuration: the storage, the upstream chain and the checksum database.
+// configuration: the storage, the sources and the checksum database.
 type backends struct {
-	disk     *store.Disk
-	chain    *source.Chain
+	disk *store.Disk
+	// chain is the upstream proxy list (--upstream); the checksum
+	// database is reached through its proxies too.
+	chain *source.Chain
+	// router is where modules are fetched from: a module matching one of
+	// its routes from that route's source alone, any other from chain.
+	// There are no routes yet: private git sources will add them.
+	router   *source.Router
 	verifier *sumdb.Verifier // nil with --sumdb off
 	sumProxy *sumdb.Proxy    // nil with --sumdb off
 }
@@ -37,11 +43,15 @@ func newBackends(cfg *config.Config, log *slog.Logger) (*backends, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Source("upstream"), err)
 	}
-	verifier, sumProxy, err := newChecksumDB(cfg, disk, chain, client, log)
+	router, err := source.NewRouter(chain)
 	if err != nil {
 		return nil, err
 	}
-	return &backends{disk: disk, chain: chain, verifier: verifier, sumProxy: sumProxy}, nil
+	verifier, sumProxy, err := newChecksumDB(cfg, disk, chain, notInSumDB(cfg.NoSumDB, router), client, log)
+	if err != nil {
+		return nil, err
+	}
+	return &backends{disk: disk, chain: chain, router: router, verifier: verifier, sumProxy: sumProxy}, nil
 }
 
 // cacheVerifier is the verifier as the cache wants it: a nil interface, not

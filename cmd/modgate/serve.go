@@ -42,7 +42,7 @@ func serve(args []string) error {
 	}
 	modules := cache.New(cache.Config{
 		Store:  b.disk,
-		Source: b.chain,
+		Source: b.router,
 		// Zips being fetched are checked in the disk store's staging
 		// directory: one rename stores them, and leftovers of a crash are
 		// cleaned with the rest.

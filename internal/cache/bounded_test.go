@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/modgate/modgate/internal/metrics"
+	"github.com/modgate/modgate/internal/protocol"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
 )
@@ -96,7 +97,7 @@ func TestNotFoundAnswersStayInMemory(t *testing.T) {
 		t.Fatalf("Latest err = %v", err)
 	}
 	src.set(func() { src.fail = &source.NotFoundError{Source: "scripted", Msg: "no such revision"} })
-	if _, _, err := m.Info(ctx, "example.com/m", "no-such-branch"); !errors.Is(err, source.ErrNotFound) {
+	if _, err := m.Info(ctx, "example.com/m", "no-such-branch"); !errors.Is(err, source.ErrNotFound) {
 		t.Fatalf("Info(branch) err = %v", err)
 	}
 	if _, err := m.GoMod(ctx, "example.com/m", "v1.0.0"); !errors.Is(err, source.ErrNotFound) {
@@ -123,7 +124,7 @@ func TestLegacyNegativeEntry(t *testing.T) {
 	}
 	got, err := m.List(ctx, "example.com/m")
 	if err != nil || listed(got) != "v1.0.0" {
-		t.Fatalf("List over a legacy negative entry = %q, %v; want the source's v1.0.0", got.Body, err)
+		t.Fatalf("List over a legacy negative entry = %q, %v; want the source's v1.0.0", listed(got), err)
 	}
 	key, _ := store.MetaKey("example.com/m", "list")
 	if e := m.loadEntry(ctx, key); e == nil || e.NotFound != "" || string(e.Body) != "v1.0.0" {
@@ -148,7 +149,7 @@ func TestQueryAnswersInMemory(t *testing.T) {
 	src := &scriptedSource{versions: []string{}}
 	m, clock, disk := newLimitedCache(t, src, 8, 4, 0, 0)
 	for i := range 20 {
-		if _, _, err := m.Info(ctx, "example.com/m", fmt.Sprintf("branch%d", i)); err != nil {
+		if _, err := m.Info(ctx, "example.com/m", fmt.Sprintf("branch%d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -161,7 +162,7 @@ func TestQueryAnswersInMemory(t *testing.T) {
 		t.Fatalf("query table holds %d answers after 20 queries, want its size 4", q)
 	}
 	// Fresh: served from memory.
-	if _, _, err := m.Info(ctx, "example.com/m", "branch19"); err != nil {
+	if _, err := m.Info(ctx, "example.com/m", "branch19"); err != nil {
 		t.Fatal(err)
 	}
 	if n := src.Calls("info:branch19"); n != 1 {
@@ -170,16 +171,16 @@ func TestQueryAnswersInMemory(t *testing.T) {
 	// Stale with the source failing: still served, in this process.
 	clock.Advance(2 * time.Minute)
 	src.set(func() { src.fail = errors.New("connection refused") })
-	data, _, err := m.Info(ctx, "example.com/m", "branch19")
-	if err != nil || !strings.Contains(string(data), "v0.0.0-20240102030405-0123456789ab") {
-		t.Fatalf("stale query answer with the source down = %s, %v", data, err)
+	data, err := m.Info(ctx, "example.com/m", "branch19")
+	if err != nil || !strings.Contains(bodyOf(data), "v0.0.0-20240102030405-0123456789ab") {
+		t.Fatalf("stale query answer with the source down = %s, %v", bodyOf(data), err)
 	}
 	m.Close() // waits for the background refresh
 	// A new process over the same storage has no query answers.
 	m2 := New(Config{Store: disk, Source: src, ScratchDir: t.TempDir(), ListTTL: time.Minute,
 		NegativeTTL: 10 * time.Second, FetchTimeout: 10 * time.Second, Now: clock.Now})
 	defer m2.Close()
-	if _, _, err := m2.Info(ctx, "example.com/m", "branch19"); err == nil {
+	if _, err := m2.Info(ctx, "example.com/m", "branch19"); err == nil {
 		t.Fatal("a restarted cache answered a query with the source down; query answers are memory-only")
 	}
 }
@@ -234,7 +235,7 @@ func TestBackgroundRefreshesBounded(t *testing.T) {
 	before := src.Calls()
 	for i := range modules {
 		if got, err := m.List(ctx, fmt.Sprintf("example.com/m%d", i)); err != nil || listed(got) != "v1.0.0" {
-			t.Fatalf("stale List = %q, %v", got.Body, err)
+			t.Fatalf("stale List = %q, %v", listed(got), err)
 		}
 	}
 	// Every refresh that will ever start has started: each stale List
@@ -255,9 +256,9 @@ func TestBackgroundRefreshesBounded(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	src := &scriptedSource{versions: []string{"v1.0.0"}}
 	m, clock, _ := newLimitedCache(t, src, 64, 8, 1, 3)
-	a := WithClient(context.Background(), "192.0.2.1:40000")
-	a2 := WithClient(context.Background(), "[::ffff:192.0.2.1]:50000") // the same IP
-	b := WithClient(context.Background(), "192.0.2.2:40000")
+	a := protocol.WithClient(context.Background(), "192.0.2.1:40000")
+	a2 := protocol.WithClient(context.Background(), "[::ffff:192.0.2.1]:50000") // the same IP
+	b := protocol.WithClient(context.Background(), "192.0.2.2:40000")
 
 	// Lookups that find their module do not use up the bucket.
 	for i := range 10 {
@@ -280,14 +281,14 @@ func TestRateLimit(t *testing.T) {
 	}
 	calls := src.Calls("mod:v9.0.0")
 	_, err := m.GoMod(a2, "example.com/m", "v9.0.0")
-	var limited *RateLimitError
+	var limited *protocol.RateLimitError
 	if !errors.As(err, &limited) || limited.RetryAfter != time.Second || limited.Client != "192.0.2.1" {
 		t.Fatalf("fourth miss: err = %#v, want a RateLimitError for 192.0.2.1 retrying after 1s", err)
 	}
 	if src.Calls("mod:v9.0.0") != calls {
 		t.Fatal("a refused lookup reached the source")
 	}
-	_, _, err = m.Info(a, "example.com/m", "some-branch")
+	_, err = m.Info(a, "example.com/m", "some-branch")
 	if !errors.As(err, &limited) {
 		t.Fatalf("query over the limit: err = %v, want a RateLimitError", err)
 	}
@@ -397,7 +398,7 @@ func TestDegradedAnswers(t *testing.T) {
 	src := &scriptedSource{versions: []string{"v1.0.0", "v1.1.0"}}
 	m, clock, _ := newTestCache(t, src)
 	for _, v := range []string{"v1.0.0", "v1.1.0"} {
-		_, obj, err := m.Info(ctx, "example.com/m", v) // stored, list never fetched
+		obj, err := m.Info(ctx, "example.com/m", v) // stored, list never fetched
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -408,11 +409,11 @@ func TestDegradedAnswers(t *testing.T) {
 	list0, latest0 := cacheCount("list", "degraded"), cacheCount("latest", "degraded")
 	got, err := m.List(ctx, "example.com/m")
 	if err != nil || listed(got) != "v1.0.0 v1.1.0" || !got.Degraded {
-		t.Fatalf("List from stored versions alone = %q degraded=%v, %v; want both versions, degraded", got.Body, got.Degraded, err)
+		t.Fatalf("List from stored versions alone = %q degraded=%v, %v; want both versions, degraded", listed(got), got != nil && got.Degraded, err)
 	}
 	lat, err := m.Latest(ctx, "example.com/m")
-	if err != nil || !strings.Contains(string(lat.Body), `"v1.1.0"`) || !lat.Degraded {
-		t.Fatalf("Latest from stored versions alone = %s degraded=%v, %v", lat.Body, lat.Degraded, err)
+	if err != nil || !strings.Contains(bodyOf(lat), `"v1.1.0"`) || !lat.Degraded {
+		t.Fatalf("Latest from stored versions alone = %s degraded=%v, %v", bodyOf(lat), lat != nil && lat.Degraded, err)
 	}
 	if d := cacheCount("list", "degraded") - list0; d < 1 {
 		t.Errorf("degraded lists counted %v times", d)
@@ -426,18 +427,18 @@ func TestDegradedAnswers(t *testing.T) {
 	src.set(func() { src.fail = nil; src.latest = "v1.1.0" })
 	clock.Advance(time.Hour) // past the negative TTL of nothing, and any TTL
 	if got, err := m.List(ctx, "example.com/m"); err != nil || got.Degraded {
-		t.Fatalf("List with the source up = %q degraded=%v, %v", got.Body, got.Degraded, err)
+		t.Fatalf("List with the source up = %q degraded=%v, %v", listed(got), got != nil && got.Degraded, err)
 	}
 	if lat, err := m.Latest(ctx, "example.com/m"); err != nil || lat.Degraded {
-		t.Fatalf("Latest with the source up = %s degraded=%v, %v", lat.Body, lat.Degraded, err)
+		t.Fatalf("Latest with the source up = %s degraded=%v, %v", bodyOf(lat), lat != nil && lat.Degraded, err)
 	}
 	src.set(func() { src.fail = errors.New("dial tcp: connection refused") })
 	clock.Advance(2 * time.Minute)
 	if got, err := m.List(ctx, "example.com/m"); err != nil || got.Degraded || listed(got) != "v1.0.0 v1.1.0" {
-		t.Fatalf("stale List with the source down = %q degraded=%v, %v", got.Body, got.Degraded, err)
+		t.Fatalf("stale List with the source down = %q degraded=%v, %v", listed(got), got != nil && got.Degraded, err)
 	}
 	if lat, err := m.Latest(ctx, "example.com/m"); err != nil || lat.Degraded {
-		t.Fatalf("stale Latest with the source down = %s degraded=%v, %v", lat.Body, lat.Degraded, err)
+		t.Fatalf("stale Latest with the source down = %s degraded=%v, %v", bodyOf(lat), lat != nil && lat.Degraded, err)
 	}
 
 	// A source that says "no such module" has answered: the stored versions
@@ -451,7 +452,7 @@ func TestDegradedAnswers(t *testing.T) {
 	}
 	src2.set(func() { src2.versions = nil })
 	if got, err := m2.List(ctx, "example.com/n"); err != nil || got.Degraded || listed(got) != "v0.1.0" {
-		t.Fatalf("List of a module the source no longer has = %q degraded=%v, %v", got.Body, got.Degraded, err)
+		t.Fatalf("List of a module the source no longer has = %q degraded=%v, %v", listed(got), got != nil && got.Degraded, err)
 	}
 }
 
@@ -462,8 +463,8 @@ func TestComputedLatestKept(t *testing.T) {
 	ctx := context.Background()
 	src := &scriptedSource{versions: []string{"v1.0.0", "v1.1.0"}} // no @latest
 	m, clock, disk := newTestCache(t, src)
-	if lat, err := m.Latest(ctx, "example.com/m"); err != nil || !strings.Contains(string(lat.Body), `"v1.1.0"`) {
-		t.Fatalf("Latest = %s, %v", lat.Body, err)
+	if lat, err := m.Latest(ctx, "example.com/m"); err != nil || !strings.Contains(bodyOf(lat), `"v1.1.0"`) {
+		t.Fatalf("Latest = %s, %v", bodyOf(lat), err)
 	}
 	m.Close()
 	src.set(func() { src.fail = errors.New("connection refused") })
@@ -472,8 +473,8 @@ func TestComputedLatestKept(t *testing.T) {
 		NegativeTTL: 10 * time.Second, FetchTimeout: 10 * time.Second, Now: clock.Now})
 	defer m2.Close()
 	lat, err := m2.Latest(ctx, "example.com/m")
-	if err != nil || lat.Degraded || !strings.Contains(string(lat.Body), `"v1.1.0"`) {
-		t.Fatalf("Latest after a restart with the source down = %s degraded=%v, %v", lat.Body, lat.Degraded, err)
+	if err != nil || lat.Degraded || !strings.Contains(bodyOf(lat), `"v1.1.0"`) {
+		t.Fatalf("Latest after a restart with the source down = %s degraded=%v, %v", bodyOf(lat), lat != nil && lat.Degraded, err)
 	}
 	if n := src.Calls("latest") + src.Calls("list") - before; n != 0 {
 		t.Errorf("Latest after a restart asked the source %d times, want 0", n)

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/mod/semver"
 
+	"github.com/modgate/modgate/internal/protocol"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
 )
@@ -126,8 +127,33 @@ func newTestCache(t *testing.T, src source.Source) (*Modules, *fakeClock, store.
 	return m, clock, disk
 }
 
-// listed returns the versions of a list answer, space-separated.
-func listed(a Answer) string { return strings.Join(strings.Fields(string(a.Body)), " ") }
+// listed returns the tagged versions of a list answer, space-separated.
+func listed(v *protocol.Versions) string {
+	if v == nil {
+		return "<nil>"
+	}
+	var s []string
+	for _, t := range v.Tagged {
+		s = append(s, t.Version)
+	}
+	return strings.Join(s, " ")
+}
+
+// bodyOf returns the content of an answer held in memory (@latest, a
+// query), from its start, however often it is asked.
+func bodyOf(f *protocol.File) string {
+	if f == nil {
+		return "<nil>"
+	}
+	if _, err := f.Content.Seek(0, io.SeekStart); err != nil {
+		return err.Error()
+	}
+	b, err := io.ReadAll(f.Content)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -221,30 +247,30 @@ func TestLatestFallsBackToList(t *testing.T) {
 	src := &scriptedSource{versions: []string{"v1.0.0", "v1.1.0", "v1.2.0-rc.1"}}
 	m, _, _ := newTestCache(t, src)
 	data, err := m.Latest(ctx, "example.com/m")
-	if err != nil || !strings.Contains(string(data.Body), `"v1.1.0"`) {
-		t.Fatalf("Latest = %s, %v; want the highest release v1.1.0", data.Body, err)
+	if err != nil || !strings.Contains(bodyOf(data), `"v1.1.0"`) {
+		t.Fatalf("Latest = %s, %v; want the highest release v1.1.0", bodyOf(data), err)
 	}
 
 	src2 := &scriptedSource{versions: []string{"v1.0.0-alpha", "v1.0.0-beta"}}
 	m2, _, _ := newTestCache(t, src2)
 	data, err = m2.Latest(ctx, "example.com/m")
-	if err != nil || !strings.Contains(string(data.Body), `"v1.0.0-beta"`) {
-		t.Fatalf("Latest = %s, %v; want the highest pre-release", data.Body, err)
+	if err != nil || !strings.Contains(bodyOf(data), `"v1.0.0-beta"`) {
+		t.Fatalf("Latest = %s, %v; want the highest pre-release", bodyOf(data), err)
 	}
 
 	// A module without tags: the newest pseudo-version.
 	src4 := &scriptedSource{versions: []string{"v0.0.0-20230101000000-abcdefabcdef", "v0.0.0-20240102030405-0123456789ab"}}
 	m4, _, _ := newTestCache(t, src4)
 	data, err = m4.Latest(ctx, "example.com/m")
-	if err != nil || !strings.Contains(string(data.Body), `"v0.0.0-20240102030405-0123456789ab"`) {
-		t.Fatalf("Latest = %s, %v; want the newest pseudo-version", data.Body, err)
+	if err != nil || !strings.Contains(bodyOf(data), `"v0.0.0-20240102030405-0123456789ab"`) {
+		t.Fatalf("Latest = %s, %v; want the newest pseudo-version", bodyOf(data), err)
 	}
 
 	src3 := &scriptedSource{versions: []string{"v1.0.0"}, latest: "v1.5.0"}
 	m3, _, _ := newTestCache(t, src3)
 	data, err = m3.Latest(ctx, "example.com/m")
-	if err != nil || !strings.Contains(string(data.Body), `"v1.5.0"`) {
-		t.Fatalf("Latest = %s, %v; want the source's own @latest", data.Body, err)
+	if err != nil || !strings.Contains(bodyOf(data), `"v1.5.0"`) {
+		t.Fatalf("Latest = %s, %v; want the source's own @latest", bodyOf(data), err)
 	}
 }
 
@@ -252,22 +278,33 @@ func TestQueryResolvesAndStoresCanonicalInfo(t *testing.T) {
 	ctx := context.Background()
 	src := &scriptedSource{versions: []string{}}
 	m, _, disk := newTestCache(t, src)
-	data, obj, err := m.Info(ctx, "example.com/m", "main")
-	if err != nil || obj != nil || !strings.Contains(string(data), "v0.0.0-20240102030405-0123456789ab") {
-		t.Fatalf("Info(main) = %s, %v, %v", data, obj, err)
+	const commit = "v0.0.0-20240102030405-0123456789ab"
+	data, err := m.Info(ctx, "example.com/m", "main")
+	if err != nil || !data.Mutable || data.Version != commit || !strings.Contains(bodyOf(data), commit) {
+		t.Fatalf("Info(main) = %s, %+v, %v; want a mutable answer naming %s", bodyOf(data), data, err, commit)
 	}
-	key, _ := store.VersionKey("example.com/m", "v0.0.0-20240102030405-0123456789ab", "info")
+	if data.Stored || data.Origin != "scripted" || data.Fetched.IsZero() {
+		t.Errorf("Info(main) fetched now: provenance %+v, want not stored, from scripted, with a time", data.Provenance)
+	}
+	key, _ := store.VersionKey("example.com/m", commit, "info")
 	if _, err := disk.Stat(ctx, key); err != nil {
 		t.Fatalf("canonical .info learned from the query was not stored: %v", err)
 	}
+	// The query again: from memory.
+	if again, err := m.Info(ctx, "example.com/m", "main"); err != nil || !again.Stored || again.Version != commit || again.Origin != "scripted" {
+		t.Fatalf("Info(main) again = %+v, %v; want the kept answer", again, err)
+	}
 	// The canonical request is then served without asking the source.
-	_, obj, err = m.Info(ctx, "example.com/m", "v0.0.0-20240102030405-0123456789ab")
+	obj, err := m.Info(ctx, "example.com/m", commit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	obj.Content.Close()
-	if n := src.Calls("info:v0.0.0-20240102030405-0123456789ab"); n != 0 {
+	if n := src.Calls("info:" + commit); n != 0 {
 		t.Fatalf("source asked %d times for a stored .info", n)
+	}
+	if obj.Mutable || !obj.Stored || obj.Version != commit || obj.H1 != nil {
+		t.Errorf("stored canonical .info: %+v; want immutable, stored, no h1", obj)
 	}
 }
 
@@ -290,24 +327,11 @@ func TestImmutableNegativeCache(t *testing.T) {
 	}
 }
 
-func TestPickLatest(t *testing.T) {
-	for _, tc := range []struct{ in, pseudo, want string }{
-		{"v1.0.0 v1.1.0 v2.0.0-rc1", "", "v1.1.0"},
-		{"v0.1.0-a v0.1.0-b", "v0.0.0-20240101000000-abcdefabcdef", "v0.1.0-b"},
-		{"v1.0.0", "", "v1.0.0"},
-		{"", "v0.0.0-20230101000000-abcdefabcdef v0.0.0-20240101000000-abcdefabcdef", "v0.0.0-20240101000000-abcdefabcdef"},
-	} {
-		if got := pickLatest(strings.Fields(tc.in), strings.Fields(tc.pseudo)); got != tc.want {
-			t.Errorf("pickLatest(%s) = %s, want %s", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestLatestUsesStoredVersionWhenSourceDown(t *testing.T) {
 	ctx := context.Background()
 	src := &scriptedSource{versions: []string{"v1.0.0"}}
 	m, clock, _ := newTestCache(t, src)
-	_, obj, err := m.Info(ctx, "example.com/m", "v1.0.0")
+	obj, err := m.Info(ctx, "example.com/m", "v1.0.0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +350,7 @@ func TestLatestUsesStoredVersionWhenSourceDown(t *testing.T) {
 	})
 	src.set(func() { src.fail = errors.New("connection refused") })
 	data, err := m.Latest(ctx, "example.com/m")
-	if err != nil || !strings.Contains(string(data.Body), `"v1.0.0"`) {
-		t.Fatalf("Latest with source down = %s, %v; want the newest stored v1.0.0", data.Body, err)
+	if err != nil || !strings.Contains(bodyOf(data), `"v1.0.0"`) {
+		t.Fatalf("Latest with source down = %s, %v; want the newest stored v1.0.0", bodyOf(data), err)
 	}
 }

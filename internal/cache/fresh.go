@@ -24,7 +24,16 @@ type entry struct {
 	// deleted when the source confirms the not-found answer.
 	NotFound string `json:"not_found,omitempty"`
 	Body     []byte `json:"body,omitempty"`
+	// Version is the version a @latest or query answer names (its .info
+	// body's Version); entries stored before it was kept lack it.
+	Version string `json:"version,omitempty"`
+	// Origin names the origin that sent the answer, when known.
+	Origin string `json:"origin,omitempty"`
 }
+
+// fetcher asks the source for the answer to a mutable question: its Body,
+// and the Version and Origin when known. fresh sets the time.
+type fetcher func(context.Context) (*entry, error)
 
 // question is one mutable question that fresh answers.
 type question struct {
@@ -54,7 +63,8 @@ func countResult(kind, result string) {
 
 // fresh answers a mutable question from its cached answer, using fetch to
 // refresh it, and says how (one of the result constants; the caller counts
-// it, because it may still turn the answer into a degraded one):
+// it, because it may still turn the answer into a degraded one). The
+// answer is shared: callers must not modify it.
 //   - fresh answer (younger than ListTTL): served as is;
 //   - stale answer: served at once, refreshed in the background
 //     (stale-while-revalidate);
@@ -62,15 +72,15 @@ func countResult(kind, result string) {
 //     served; else, if the client's rate limit allows, fetched now. If that
 //     fails and an expired not-found answer is still remembered, that is
 //     served (stale-if-error).
-func (m *Modules) fresh(ctx context.Context, q question, fetch func(context.Context) ([]byte, error)) ([]byte, string, error) {
+func (m *Modules) fresh(ctx context.Context, q question, fetch fetcher) (*entry, string, error) {
 	e, legacy := m.loadAnswer(ctx, q)
 	now := m.now()
 	if e != nil {
 		if age := now.Sub(e.Fetched); age >= 0 && age < m.cfg.ListTTL {
-			return e.Body, resultHit, nil
+			return e, resultHit, nil
 		}
 		m.refreshBehind(q, fetch)
-		return e.Body, resultStale, nil
+		return e, resultStale, nil
 	}
 	mk := newMemKey(q.key)
 	live, negErr := m.neg.get(mk, now)
@@ -81,7 +91,7 @@ func (m *Modules) fresh(ctx context.Context, q question, fetch func(context.Cont
 	if err != nil {
 		return nil, resultRateLimited, err
 	}
-	body, err := m.waitFlight(ctx, "refresh:"+q.key, func(fctx context.Context) ([]byte, error) {
+	e, err = waitFlight(ctx, m, "refresh:"+q.key, func(fctx context.Context) (*entry, error) {
 		return m.refresh(fctx, q, legacy, fetch)
 	})
 	g.done(err == nil)
@@ -89,19 +99,19 @@ func (m *Modules) fresh(ctx context.Context, q question, fetch func(context.Cont
 		m.log.Warn("upstream failed; serving the last not-found answer", "module", q.path, "file", q.kind, "err", err)
 		return nil, resultStaleIfError, negErr
 	}
-	return body, resultMiss, err
+	return e, resultMiss, err
 }
 
 // refreshBehind refreshes q in the background: one refresh per key at a
 // time, however many stale hits arrive while it runs (later hits start
 // nothing at all), and at most maxBackground refreshes in all.
-func (m *Modules) refreshBehind(q question, fetch func(context.Context) ([]byte, error)) {
+func (m *Modules) refreshBehind(q question, fetch fetcher) {
 	if _, busy := m.refreshing.LoadOrStore(q.key, struct{}{}); busy {
 		return
 	}
 	started := m.background(func(bctx context.Context) {
 		defer m.refreshing.Delete(q.key)
-		_, err := m.waitFlight(bctx, "refresh:"+q.key, func(fctx context.Context) ([]byte, error) {
+		_, err := waitFlight(bctx, m, "refresh:"+q.key, func(fctx context.Context) (*entry, error) {
 			return m.refresh(fctx, q, true, fetch)
 		})
 		if err != nil && !errors.Is(err, source.ErrNotFound) && !errors.Is(err, context.Canceled) {
@@ -118,17 +128,18 @@ func (m *Modules) refreshBehind(q question, fetch func(context.Context) ([]byte,
 // dropping the previous answer when stored says there is one: the source
 // now says the module (or query) does not exist, and that must not be served
 // stale later.
-func (m *Modules) refresh(ctx context.Context, q question, stored bool, fetch func(context.Context) ([]byte, error)) ([]byte, error) {
+func (m *Modules) refresh(ctx context.Context, q question, stored bool, fetch fetcher) (*entry, error) {
 	start := time.Now()
-	body, err := fetch(ctx)
+	e, err := fetch(ctx)
 	observeFetch(q.kind, start, err)
 	m.logFetch(q.path, q.version, q.kind, start, err)
 	mk := newMemKey(q.key)
 	switch {
 	case err == nil:
 		m.neg.remove(mk)
-		m.saveAnswer(ctx, q, &entry{Fetched: m.now(), Body: body})
-		return body, nil
+		e.Fetched = m.now()
+		m.saveAnswer(ctx, q, e)
+		return e, nil
 	case errors.Is(err, source.ErrNotFound):
 		if m.cfg.NegativeTTL > 0 {
 			m.neg.put(mk, err, m.now().Add(m.cfg.NegativeTTL))
@@ -173,7 +184,7 @@ func (m *Modules) loadAnswer(ctx context.Context, q question) (e *entry, legacy 
 
 func (m *Modules) saveAnswer(ctx context.Context, q question, e *entry) {
 	if q.inMemory {
-		if len(e.Body) > maxQueryAnswer {
+		if len(e.Body)+len(e.Version)+len(e.Origin) > maxQueryAnswer {
 			// Served, but not worth a table slot's worth of memory.
 			m.queries.lru.Remove(newMemKey(q.key))
 			return
@@ -197,7 +208,7 @@ func (m *Modules) dropAnswer(ctx context.Context, q question) {
 }
 
 func (m *Modules) loadEntry(ctx context.Context, key string) *entry {
-	rc, _, err := m.cfg.Store.Open(ctx, key)
+	rc, info, err := m.cfg.Store.Open(ctx, key)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotExist) {
 			m.log.Warn("cannot read cached answer", "key", key, "err", err)
@@ -205,13 +216,26 @@ func (m *Modules) loadEntry(ctx context.Context, key string) *entry {
 		return nil
 	}
 	defer rc.Close()
+	if info.Size > maxEntrySize {
+		m.log.Warn("ignoring cached answer larger than any answer", "key", key, "size", info.Size)
+		return nil
+	}
+	data := make([]byte, info.Size)
+	if _, err := io.ReadFull(rc, data); err != nil {
+		m.log.Warn("cannot read cached answer", "key", key, "err", err)
+		return nil
+	}
 	var e entry
-	if err := json.NewDecoder(io.LimitReader(rc, 32<<20)).Decode(&e); err != nil {
+	if err := json.Unmarshal(data, &e); err != nil {
 		m.log.Warn("ignoring corrupt cached answer", "key", key, "err", err)
 		return nil
 	}
 	return &e
 }
+
+// maxEntrySize bounds a stored answer: a list of the largest size an
+// upstream may send, base64-encoded in its JSON document, is far smaller.
+const maxEntrySize = 32 << 20
 
 func (m *Modules) storeEntry(ctx context.Context, key string, e *entry) error {
 	data, err := json.Marshal(e)

@@ -4,6 +4,7 @@ package cache_test
 // from fixture upstreams over HTTP through a source chain.
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,8 +21,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/dirhash"
+
 	"github.com/modgate/modgate/internal/cache"
 	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/modcheck"
+	"github.com/modgate/modgate/internal/protocol"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/testenv"
@@ -364,6 +370,133 @@ func TestInvalidAnswerNamesOrigin(t *testing.T) {
 		}
 		if !strings.Contains(r.body, liar.URL()+" sent an invalid") || strings.Contains(r.body, empty.URL()) {
 			t.Errorf("GET %s: %q; want it to blame %s alone", p, r.body, liar.URL())
+		}
+	}
+}
+
+// TestProvenance checks what answers say about where they came from:
+// fetched or stored, from which origin of the chain, when, and the h1: hash
+// of go.mod and zip files, whether just fetched or stored before.
+func TestProvenance(t *testing.T) {
+	empty := testenv.NewUpstream(t, t.TempDir()) // answers 404: the chain falls through
+	tree := fixtureTree(t)
+	up := testenv.NewUpstream(t, tree)
+	s := newStack(t, cache.Config{}, nil, empty.URL()+","+up.URL())
+	ctx := context.Background()
+	before := time.Now().Add(-time.Second)
+
+	zipH1, err := dirhash.HashZip(filepath.Join(tree, "example.com/m/@v/v1.0.0.zip"), dirhash.Hash1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gomod, err := os.ReadFile(filepath.Join(tree, "example.com/m/@v/v1.0.0.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	modH1, err := modcheck.HashGoMod(gomod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		get  func() (*protocol.File, error)
+		h1   string
+	}{
+		{"zip", func() (*protocol.File, error) { return s.modules.Zip(ctx, "example.com/m", "v1.0.0") }, zipH1},
+		{"mod", func() (*protocol.File, error) { return s.modules.GoMod(ctx, "example.com/m", "v1.0.0") }, modH1},
+		{"info", func() (*protocol.File, error) { return s.modules.Info(ctx, "example.com/m", "v1.0.0") }, ""},
+	} {
+		for round, stored := range []bool{false, true} {
+			f, err := tc.get()
+			if err != nil {
+				t.Fatalf("%s round %d: %v", tc.name, round, err)
+			}
+			f.Content.Close()
+			origin := up.URL()
+			if stored {
+				origin = "" // storage does not record it
+			}
+			if f.Stored != stored || f.Origin != origin || f.Fetched.Before(before) || !f.Fetched.Equal(f.ModTime) ||
+				f.Version != "v1.0.0" || f.Mutable || f.Degraded || f.Size == 0 || f.ETag == "" {
+				t.Errorf("%s round %d: %+v; want stored=%v from %q, immutable, with size, time and ETag", tc.name, round, f, stored, origin)
+			}
+			if tc.h1 == "" {
+				if f.H1 != nil {
+					t.Errorf("%s: has an H1", tc.name)
+				}
+				continue
+			}
+			if h1, err := f.H1(ctx); err != nil || h1 != tc.h1 {
+				t.Errorf("%s round %d: H1 = %q, %v; want %s", tc.name, round, h1, err, tc.h1)
+			}
+		}
+	}
+
+	// Lists and @latest: the origin is kept with the answer, so a stored
+	// answer names it too.
+	var fetched time.Time
+	for round, stored := range []bool{false, true} {
+		vs, err := s.modules.List(ctx, "example.com/m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if round == 0 {
+			fetched = vs.Fetched
+		}
+		if vs.Stored != stored || vs.Origin != up.URL() || vs.Fetched.Before(before) || !vs.Fetched.Equal(fetched) || vs.Degraded {
+			t.Errorf("List round %d: %+v; want stored=%v from %s, fetched once", round, vs.Provenance, stored, up.URL())
+		}
+		// The fixture upstream has no @latest: it is computed from the list,
+		// whose provenance it has.
+		f, err := s.modules.Latest(ctx, "example.com/m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Content.Close()
+		if f.Version != "v1.1.0" || !f.Mutable || f.Stored != stored || f.Origin != up.URL() || f.H1 != nil {
+			t.Errorf("Latest round %d: %+v; want v1.1.0, mutable, stored=%v, from %s", round, f, stored, up.URL())
+		}
+	}
+}
+
+// TestListKeepsTimes checks that the times an upstream gives in its
+// @v/list lines are kept, in the list answer, in the stored list (so a new
+// process serves them), and in the @v/list served, while times that are not
+// RFC 3339 and further fields are dropped.
+func TestListKeepsTimes(t *testing.T) {
+	tree := fixtureTree(t)
+	up := testenv.NewUpstream(t, tree)
+	up.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/example.com/m/@v/list" {
+			return false
+		}
+		fmt.Fprint(w, "v1.1.0 2021-06-07T08:09:10+02:00 more fields\n\n  v1.0.0\t2019-03-01T12:00:00Z\nv1.2.0 yesterday\n")
+		return true
+	})
+	s := newStack(t, cache.Config{}, nil, up.URL())
+	const want = "v1.0.0 2019-03-01T12:00:00Z\nv1.1.0 2021-06-07T08:09:10+02:00\nv1.2.0\n"
+	for round := range 2 {
+		r := s.get(t, "/example.com/m/@v/list")
+		if r.status != http.StatusOK || r.body != want {
+			t.Errorf("round %d: @v/list = %d %q, want %q", round, r.status, r.body, want)
+		}
+	}
+	// A new process over the same storage, with the upstream down.
+	up.SetDown(true)
+	disk, err := store.NewDisk(s.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cache.New(cache.Config{Store: disk, Source: source.NewUpstream(up.URL(), nil), ListTTL: time.Hour})
+	defer m.Close()
+	vs, err := m.List(context.Background(), "example.com/m")
+	if err != nil || vs.Degraded || len(vs.Tagged) != 3 {
+		t.Fatalf("List after a restart = %+v, %v", vs, err)
+	}
+	wantTimes := []time.Time{time.Date(2019, 3, 1, 12, 0, 0, 0, time.UTC), time.Date(2021, 6, 7, 6, 9, 10, 0, time.UTC), {}}
+	for i, v := range vs.Tagged {
+		if !v.Time.Equal(wantTimes[i]) {
+			t.Errorf("after a restart: %s at %v, want %v", v.Version, v.Time, wantTimes[i])
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"math"
 	"net"
 	"net/netip"
@@ -14,43 +13,18 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
+
+	"github.com/modgate/modgate/internal/protocol"
 )
 
-type clientKey struct{}
-
-// WithClient returns ctx carrying the address of the client a request came
-// from: an IP, or host:port as in http.Request.RemoteAddr (the port is
-// ignored). Lookups that must go to the source are rate-limited per client;
-// a context without a client (background refreshes, tools) is not limited.
-//
-// The HTTP layer passes the connection's remote address, never a header
-// such as X-Forwarded-For, which any client can set.
-func WithClient(ctx context.Context, addr string) context.Context {
-	// The address is parsed only when a lookup is limited: cache hits, most
-	// requests, pay for this context value and nothing else.
-	return context.WithValue(ctx, clientKey{}, addr)
-}
-
-// RateLimitError refuses a lookup because the client asked for too many
-// things modgate had not stored yet.
-type RateLimitError struct {
-	Client     string        // the client's IP
-	Rate       float64       // the limit, lookups per second
-	RetryAfter time.Duration // when the next lookup will be allowed
-}
-
-func (e *RateLimitError) Error() string {
-	return fmt.Sprintf("too many lookups of modules not stored in modgate from %s (limit %g per second)", e.Client, e.Rate)
-}
-
-// isRateLimited reports whether err is a RateLimitError. It costs nothing
-// for a nil err: the target errors.As needs escapes to the heap, so it is
-// declared only when there is an error to look at.
+// isRateLimited reports whether err is a protocol.RateLimitError. It costs
+// nothing for a nil err: the target errors.As needs escapes to the heap, so
+// it is declared only when there is an error to look at.
 func isRateLimited(err error) bool {
 	if err == nil {
 		return false
 	}
-	var limited *RateLimitError
+	var limited *protocol.RateLimitError
 	return errors.As(err, &limited)
 }
 
@@ -117,7 +91,7 @@ func (l *limiter) allow(ctx context.Context) (grant, error) {
 	if l == nil {
 		return grant{}, nil
 	}
-	addr, ok := ctx.Value(clientKey{}).(string)
+	addr, ok := protocol.ClientAddr(ctx)
 	if !ok {
 		return grant{}, nil
 	}
@@ -142,7 +116,7 @@ func (l *limiter) allow(ctx context.Context) (grant, error) {
 	// Time until the bucket holds one whole token again.
 	missing := 1 - b.lim.TokensAt(now)
 	wait := time.Duration(math.Ceil(missing / float64(l.rate) * float64(time.Second)))
-	return grant{}, &RateLimitError{Client: id, Rate: float64(l.rate), RetryAfter: wait}
+	return grant{}, &protocol.RateLimitError{Client: id, Rate: float64(l.rate), RetryAfter: wait}
 }
 
 // clientID is the bucket key of a client address: its IP (an IPv4-mapped

@@ -5,6 +5,12 @@
 // and served stale when the source fails. Concurrent identical misses share
 // one fetch.
 //
+// Modules is a protocol.Modules: the HTTP handler, and every wrapper in
+// front of the cache, asks it through that interface. Its answers say
+// where they came from (protocol.Provenance): stored or fetched for this
+// request, from which origin of the chain, when, and a go.mod's or zip's
+// h1: hash.
+//
 // What clients can ask for is unbounded, so what the cache keeps must not
 // follow it: not-found answers and branch/commit query answers live in
 // bounded memory only (memory.go), storage holds module files and the lists
@@ -15,8 +21,6 @@ package cache
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -24,6 +28,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/modgate/modgate/internal/metrics"
+	"github.com/modgate/modgate/internal/protocol"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
 )
@@ -41,7 +46,7 @@ type Config struct {
 	// They are kept in memory only, in a bounded table.
 	NegativeTTL time.Duration
 	// UpstreamRate limits lookups that must go to the source, per client
-	// (see WithClient), in lookups per second; 0 means unlimited.
+	// (see protocol.WithClient), in lookups per second; 0 means unlimited.
 	// UpstreamBurst is the bucket size: how many such lookups a client may
 	// make at once (at least 1).
 	UpstreamRate  float64
@@ -73,7 +78,8 @@ type prefetcher interface {
 // hit on the same key tries again.
 const maxBackground = 64
 
-// Modules is the module cache.
+// Modules is the module cache, the protocol.Modules that every wrapper
+// ends at.
 type Modules struct {
 	cfg    Config
 	log    *slog.Logger
@@ -99,6 +105,8 @@ type Modules struct {
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 }
+
+var _ protocol.Modules = (*Modules)(nil)
 
 // New returns a cache over cfg.Store and cfg.Source.
 func New(cfg Config) *Modules {
@@ -138,26 +146,6 @@ func (m *Modules) now() time.Time {
 	return time.Now()
 }
 
-// Object is a stored file ready to be served. The caller closes Content.
-type Object struct {
-	Content io.ReadSeekCloser
-	store.Info
-}
-
-// InvalidError says that a source sent something that failed the checks and
-// was therefore not stored.
-type InvalidError struct {
-	Source string
-	What   string // "golang.org/x/mod@v0.1.0 .zip"
-	Err    error
-}
-
-func (e *InvalidError) Error() string {
-	return fmt.Sprintf("%s sent an invalid %s (not stored): %v", e.Source, e.What, e.Err)
-}
-
-func (e *InvalidError) Unwrap() error { return e.Err }
-
 // background runs fn detached from any request, bounded by FetchTimeout,
 // unless maxBackground functions are running already or the cache is
 // closed: then it reports false and does nothing.
@@ -195,12 +183,13 @@ func (m *Modules) track() bool {
 // errClosed fails fetches asked for after Close.
 var errClosed = errors.New("modgate is shutting down; try again")
 
-// waitFlight runs fn once for all concurrent callers with the same key. The
-// fetch is detached from the first caller's context (a client that hangs up
-// must not fail the others), bounded by FetchTimeout, and ended by Close,
-// which waits for it: nothing writes to storage once Close has returned.
-// Each caller stops waiting when its own context ends.
-func (m *Modules) waitFlight(ctx context.Context, key string, fn func(context.Context) ([]byte, error)) ([]byte, error) {
+// waitFlight runs fn once for all concurrent callers of m with the same
+// key, and gives each fn's result. The fetch is detached from the first
+// caller's context (a client that hangs up must not fail the others),
+// bounded by FetchTimeout, and ended by Close, which waits for it: nothing
+// writes to storage once Close has returned. Each caller stops waiting when
+// its own context ends. Callers share the result: they must not modify it.
+func waitFlight[T any](ctx context.Context, m *Modules, key string, fn func(context.Context) (T, error)) (T, error) {
 	ch := m.flight.DoChan(key, func() (any, error) {
 		if !m.track() {
 			return nil, errClosed
@@ -213,17 +202,18 @@ func (m *Modules) waitFlight(ctx context.Context, key string, fn func(context.Co
 	})
 	select {
 	case r := <-ch:
-		b, _ := r.Val.([]byte)
-		return b, r.Err
+		v, _ := r.Val.(T)
+		return v, r.Err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		var zero T
+		return zero, ctx.Err()
 	}
 }
 
 func observeFetch(kind string, start time.Time, err error) {
 	metrics.UpstreamDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 	outcome := "ok"
-	var inv *InvalidError
+	var inv *protocol.InvalidError
 	switch {
 	case err == nil:
 	case errors.Is(err, source.ErrNotFound):

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,16 +15,10 @@ import (
 	"golang.org/x/mod/semver"
 
 	"github.com/modgate/modgate/internal/modcheck"
+	"github.com/modgate/modgate/internal/protocol"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
 )
-
-// IsCanonical reports whether version names exactly one immutable version
-// of path (a tag or pseudo-version in canonical form), as opposed to a query
-// such as a branch name or commit prefix.
-func IsCanonical(path, version string) bool {
-	return module.CanonicalVersion(version) == version && module.Check(path, version) == nil
-}
 
 // Info returns the .info of a canonical version, or resolves a query
 // (branch, commit prefix, non-canonical semver) to one. Canonical answers
@@ -31,45 +26,53 @@ func IsCanonical(path, version string) bool {
 //
 // The caller has checked that a canonical query suits the path
 // (module.Check), as the HTTP layer does once per request.
-func (m *Modules) Info(ctx context.Context, path, query string) (info []byte, immutable *Object, err error) {
+func (m *Modules) Info(ctx context.Context, path, query string) (*protocol.File, error) {
 	if module.CanonicalVersion(query) == query {
-		obj, err := m.immutable(ctx, path, query, "info", func(fctx context.Context, key string) error {
-			fctx, origin := source.WithOrigin(fctx)
-			data, err := m.cfg.Source.Info(fctx, path, query)
-			if err != nil {
-				return err
-			}
-			if _, err := modcheck.ParseInfo(data, path, query); err != nil {
-				return &InvalidError{Source: m.originName(origin), What: path + "@" + query + " .info", Err: err}
-			}
-			return m.cfg.Store.Put(fctx, key, bytes.NewReader(data))
-		})
-		return nil, obj, err
+		return m.immutable(ctx, path, query, "info", (*Modules).fetchInfo)
 	}
 	key, err := store.QueryKey(path, query)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// Query answers are kept in memory only: anyone can ask for any number
 	// of branch names, and storage must not grow with them. After a restart
 	// a query is asked again (no stale-if-error across restarts); the
 	// canonical .info it resolved to is stored, like any module file.
 	q := question{kind: "query", path: path, version: query, key: key, inMemory: true}
-	body, result, err := m.fresh(ctx, q, func(fctx context.Context) ([]byte, error) {
+	e, result, err := m.fresh(ctx, q, func(fctx context.Context) (*entry, error) {
 		fctx, origin := source.WithOrigin(fctx)
 		data, err := m.cfg.Source.Info(fctx, path, query)
 		if err != nil {
 			return nil, err
 		}
+		name := m.originName(origin)
 		info, err := modcheck.ParseInfo(data, path, "")
 		if err != nil {
-			return nil, &InvalidError{Source: m.originName(origin), What: path + "@" + query + " .info", Err: err}
+			return nil, &protocol.InvalidError{Source: name, What: path + "@" + query + " .info", Err: err}
 		}
 		m.rememberInfo(fctx, path, info.Version, data)
-		return data, nil
+		return &entry{Body: data, Version: info.Version, Origin: name}, nil
 	})
 	countResult("query", result)
-	return body, nil, err
+	if err != nil {
+		return nil, err
+	}
+	return answerFile(path, e, result), nil
+}
+
+// answerFile serves a kept or just fetched answer to @latest or a query.
+func answerFile(path string, e *entry, result string) *protocol.File {
+	version := e.Version
+	if version == "" {
+		// Kept by a modgate that did not keep versions beside answers.
+		if info, err := modcheck.ParseInfo(e.Body, path, ""); err == nil {
+			version = info.Version
+		}
+	}
+	f := protocol.BytesFile(e.Body)
+	f.Version, f.Mutable = version, true
+	f.Provenance = protocol.Provenance{Stored: result != resultMiss, Origin: e.Origin, Fetched: e.Fetched}
+	return f
 }
 
 // originName names the origin that sent an answer: the chain entry that
@@ -96,104 +99,140 @@ func (m *Modules) rememberInfo(ctx context.Context, path, version string, data [
 	}
 }
 
-// GoMod returns the go.mod of a canonical version.
-func (m *Modules) GoMod(ctx context.Context, path, version string) (*Object, error) {
-	return m.immutable(ctx, path, version, "mod", func(fctx context.Context, key string) error {
-		fctx, origin := source.WithOrigin(fctx)
-		data, err := m.cfg.Source.GoMod(fctx, path, version)
-		if err != nil {
-			return err
-		}
-		if err := modcheck.CheckGoMod(data, path, version); err != nil {
-			return &InvalidError{Source: m.originName(origin), What: path + "@" + version + " .mod", Err: err}
-		}
-		if m.cfg.Verifier != nil {
-			h1, err := modcheck.HashGoMod(data)
-			if err != nil {
-				return err
-			}
-			if err := m.cfg.Verifier.Verify(fctx, path, version, true, h1); err != nil {
-				return fmt.Errorf("%w (go.mod from %s)", err, m.originName(origin))
-			}
-		}
-		return m.cfg.Store.Put(fctx, key, bytes.NewReader(data))
-	})
+// fetchInfo fetches the .info of a canonical version, checks it and stores
+// it under key.
+func (m *Modules) fetchInfo(ctx context.Context, path, version, key string) (fetched, error) {
+	ctx, origin := source.WithOrigin(ctx)
+	data, err := m.cfg.Source.Info(ctx, path, version)
+	if err != nil {
+		return fetched{}, err
+	}
+	name := m.originName(origin)
+	if _, err := modcheck.ParseInfo(data, path, version); err != nil {
+		return fetched{}, &protocol.InvalidError{Source: name, What: path + "@" + version + " .info", Err: err}
+	}
+	return fetched{origin: name}, m.cfg.Store.Put(ctx, key, bytes.NewReader(data))
 }
 
-// Zip returns the module zip of a canonical version. A zip is downloaded to
-// a scratch file, checked and hashed there, and only then stored:
-// storage never holds a zip that failed the checks, and memory use does not
-// depend on the zip's size.
-func (m *Modules) Zip(ctx context.Context, path, version string) (*Object, error) {
-	return m.immutable(ctx, path, version, "zip", func(fctx context.Context, key string) error {
-		what := path + "@" + version + " .zip"
-		fctx, origin := source.WithOrigin(fctx)
-		body, err := m.cfg.Source.Zip(fctx, path, version)
-		if err != nil {
-			return err
-		}
-		defer body.Close()
-		fp, canMove := m.cfg.Store.(store.FilePutter)
-		var tmp *os.File
-		if canMove {
-			// The checked file then becomes the object with one rename.
-			// The store's staging file is locked against its cleanup of
-			// interrupted writes while open: it stays open (deferred
-			// Close) until PutFile has moved it, and goes if we die.
-			tmp, err = fp.CreateTemp("fetch-*.zip")
-		} else {
-			tmp, err = os.CreateTemp(m.cfg.ScratchDir, "fetch-*.zip")
-		}
-		if err != nil {
-			return fmt.Errorf("scratch space: %w", err)
-		}
-		defer os.Remove(tmp.Name())
-		defer tmp.Close()
-		if _, err := io.Copy(tmp, body); err != nil {
-			return err
-		}
-		h1, err := modcheck.CheckZip(tmp.Name(), path, version)
-		if err != nil {
-			return &InvalidError{Source: m.originName(origin), What: what, Err: err}
-		}
-		if m.cfg.Verifier != nil {
-			if err := m.cfg.Verifier.Verify(fctx, path, version, false, h1); err != nil {
-				return fmt.Errorf("%w (zip from %s)", err, m.originName(origin))
-			}
-		}
-		hashKey, err := store.VersionKey(path, version, "ziphash")
-		if err != nil {
-			return err
-		}
-		// The hash goes first: a zip is visible only once it is complete, and
-		// by then its hash is already beside it.
-		if err := m.cfg.Store.Put(fctx, hashKey, strings.NewReader(h1+"\n")); err != nil {
-			return err
-		}
-		if canMove {
-			return fp.PutFile(fctx, key, tmp.Name())
-		}
-		f, err := os.Open(tmp.Name())
-		if err != nil {
-			return fmt.Errorf("scratch space: %w", err)
-		}
-		defer f.Close()
-		return m.cfg.Store.Put(fctx, key, f)
-	})
+// GoMod returns the go.mod of a canonical version.
+func (m *Modules) GoMod(ctx context.Context, path, version string) (*protocol.File, error) {
+	return m.immutable(ctx, path, version, "mod", (*Modules).fetchGoMod)
 }
+
+// fetchGoMod fetches a go.mod, checks and verifies it, and stores it under
+// key.
+func (m *Modules) fetchGoMod(ctx context.Context, path, version, key string) (fetched, error) {
+	ctx, origin := source.WithOrigin(ctx)
+	data, err := m.cfg.Source.GoMod(ctx, path, version)
+	if err != nil {
+		return fetched{}, err
+	}
+	f := fetched{origin: m.originName(origin)}
+	if err := modcheck.CheckGoMod(data, path, version); err != nil {
+		return fetched{}, &protocol.InvalidError{Source: f.origin, What: path + "@" + version + " .mod", Err: err}
+	}
+	if m.cfg.Verifier != nil {
+		if f.h1, err = modcheck.HashGoMod(data); err != nil {
+			return fetched{}, err
+		}
+		if err := m.cfg.Verifier.Verify(ctx, path, version, true, f.h1); err != nil {
+			return fetched{}, fmt.Errorf("%w (go.mod from %s)", err, f.origin)
+		}
+	}
+	return f, m.cfg.Store.Put(ctx, key, bytes.NewReader(data))
+}
+
+// Zip returns the module zip of a canonical version.
+func (m *Modules) Zip(ctx context.Context, path, version string) (*protocol.File, error) {
+	return m.immutable(ctx, path, version, "zip", (*Modules).fetchZip)
+}
+
+// fetchZip fetches a zip, checks and verifies it, and stores it under key.
+// The zip is downloaded to a scratch file, checked and hashed there, and
+// only then stored: storage never holds a zip that failed the checks, and
+// memory use does not depend on the zip's size.
+func (m *Modules) fetchZip(ctx context.Context, path, version, key string) (fetched, error) {
+	what := path + "@" + version + " .zip"
+	ctx, origin := source.WithOrigin(ctx)
+	body, err := m.cfg.Source.Zip(ctx, path, version)
+	if err != nil {
+		return fetched{}, err
+	}
+	defer body.Close()
+	fp, canMove := m.cfg.Store.(store.FilePutter)
+	var tmp *os.File
+	if canMove {
+		// The checked file then becomes the object with one rename.
+		// The store's staging file is locked against its cleanup of
+		// interrupted writes while open: it stays open (deferred
+		// Close) until PutFile has moved it, and goes if we die.
+		tmp, err = fp.CreateTemp("fetch-*.zip")
+	} else {
+		tmp, err = os.CreateTemp(m.cfg.ScratchDir, "fetch-*.zip")
+	}
+	if err != nil {
+		return fetched{}, fmt.Errorf("scratch space: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if _, err := io.Copy(tmp, body); err != nil {
+		return fetched{}, err
+	}
+	f := fetched{origin: m.originName(origin)}
+	f.h1, err = modcheck.CheckZip(tmp.Name(), path, version)
+	if err != nil {
+		return fetched{}, &protocol.InvalidError{Source: f.origin, What: what, Err: err}
+	}
+	if m.cfg.Verifier != nil {
+		if err := m.cfg.Verifier.Verify(ctx, path, version, false, f.h1); err != nil {
+			return fetched{}, fmt.Errorf("%w (zip from %s)", err, f.origin)
+		}
+	}
+	hashKey, err := store.VersionKey(path, version, "ziphash")
+	if err != nil {
+		return fetched{}, err
+	}
+	// The hash goes first: a zip is visible only once it is complete, and
+	// by then its hash is already beside it.
+	if err := m.cfg.Store.Put(ctx, hashKey, strings.NewReader(f.h1+"\n")); err != nil {
+		return fetched{}, err
+	}
+	if canMove {
+		return f, fp.PutFile(ctx, key, tmp.Name())
+	}
+	stored, err := os.Open(tmp.Name())
+	if err != nil {
+		return fetched{}, fmt.Errorf("scratch space: %w", err)
+	}
+	defer stored.Close()
+	return f, m.cfg.Store.Put(ctx, key, stored)
+}
+
+// fetched is what a fetch of a module file learned besides the file: who
+// sent it and its h1: hash, when computed. stored reports that no fetch was
+// needed after all (another flight had stored the file).
+type fetched struct {
+	origin, h1 string
+	stored     bool
+}
+
+// fetchFunc fetches the file of path@version, checks it and stores it under
+// key. The fetchers are methods, passed as method expressions: a closure
+// would cost an allocation on every request, hits included.
+type fetchFunc func(m *Modules, ctx context.Context, path, version, key string) (fetched, error)
 
 // immutable serves a canonical version's file from storage, fetching it
-// with fetch (which must check and store it under key) on a miss.
-func (m *Modules) immutable(ctx context.Context, path, version, ext string, fetch func(ctx context.Context, key string) error) (*Object, error) {
+// with fetch on a miss.
+func (m *Modules) immutable(ctx context.Context, path, version, ext string, fetch fetchFunc) (*protocol.File, error) {
 	key, err := store.VersionKey(path, version, ext)
 	if err != nil {
 		return nil, err
 	}
-	if obj, err := m.open(ctx, key); err == nil || !errors.Is(err, store.ErrNotExist) {
+	if f, err := m.open(ctx, key, path, version, ext, fetched{stored: true}); err == nil || !errors.Is(err, store.ErrNotExist) {
 		if err == nil {
 			countResult(ext, resultHit)
 		}
-		return obj, err
+		return f, err
 	}
 	mk := newMemKey(key)
 	if live, err := m.neg.get(mk, m.now()); live {
@@ -206,19 +245,19 @@ func (m *Modules) immutable(ctx context.Context, path, version, ext string, fetc
 		return nil, err
 	}
 	countResult(ext, resultMiss)
-	_, err = m.waitFlight(ctx, key, func(fctx context.Context) ([]byte, error) {
+	how, err := waitFlight(ctx, m, key, func(fctx context.Context) (fetched, error) {
 		// Another flight may have stored it between our miss and this flight.
 		if _, err := m.cfg.Store.Stat(fctx, key); err == nil {
-			return nil, nil
+			return fetched{stored: true}, nil
 		}
 		if p, ok := m.cfg.Verifier.(prefetcher); ok {
 			p.Prefetch(path, version)
 		}
 		start := time.Now()
-		err := fetch(fctx, key)
+		how, err := fetch(m, fctx, path, version, key)
 		observeFetch(ext, start, err)
 		m.logFetch(path, version, ext, start, err)
-		return nil, err
+		return how, err
 	})
 	g.done(err == nil)
 	if err != nil {
@@ -227,94 +266,183 @@ func (m *Modules) immutable(ctx context.Context, path, version, ext string, fetc
 		}
 		return nil, err
 	}
-	return m.open(ctx, key)
+	return m.open(ctx, key, path, version, ext, how)
 }
 
-func (m *Modules) open(ctx context.Context, key string) (*Object, error) {
+// open opens the stored file of path@version under key, with the
+// provenance how.
+func (m *Modules) open(ctx context.Context, key, path, version, ext string, how fetched) (*protocol.File, error) {
 	rc, info, err := m.cfg.Store.Open(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	return &Object{Content: rc, Info: info}, nil
+	f := &protocol.File{
+		Content: rc,
+		Size:    info.Size,
+		ModTime: info.ModTime,
+		ETag:    info.ETag,
+		Version: version,
+		Provenance: protocol.Provenance{
+			Stored:  how.stored,
+			Origin:  how.origin,
+			Fetched: info.ModTime, // when it was stored
+		},
+	}
+	if ext == "mod" || ext == "zip" {
+		f.H1 = m.h1Func(path, version, ext, how.h1)
+	}
+	return f, nil
 }
 
-// Answer is modgate's answer to a mutable question (@v/list, @latest).
-type Answer struct {
-	// Body is served as is: the versions one per line, or @latest's .info.
-	Body []byte
-	// Degraded reports an answer made from stored module files alone,
-	// because the source failed and had never answered this question (or
-	// its answer was not usable): it may lack versions published upstream,
-	// so clients must not keep it.
-	Degraded bool
+// h1Func returns a File.H1 for a stored go.mod or zip: h1 when the fetch
+// computed it, else what storage says when asked (the zip's .ziphash, the
+// hash of the stored go.mod), so that serving a stored file reads nothing
+// more unless someone wants its hash.
+func (m *Modules) h1Func(path, version, ext, h1 string) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		if h1 != "" {
+			return h1, nil
+		}
+		if ext == "zip" {
+			data, err := m.readSmall(ctx, path, version, "ziphash", 1<<10)
+			return strings.TrimSpace(string(data)), err
+		}
+		data, err := m.readSmall(ctx, path, version, "mod", 16<<20)
+		if err != nil || data == nil {
+			return "", err
+		}
+		return modcheck.HashGoMod(data)
+	}
 }
 
-// List returns the canonical release and pre-release versions of path, one
-// per line: the source's list merged with every version already stored, so
-// that it still answers when the source is down. Pseudo-versions are left
-// out, as the go command ignores them in lists.
-func (m *Modules) List(ctx context.Context, path string) (Answer, error) {
-	tagged, _, degraded, err := m.versions(ctx, path)
+// readSmall reads a small stored file of path@version, at most limit
+// bytes; nil when it is not stored.
+func (m *Modules) readSmall(ctx context.Context, path, version, ext string, limit int64) ([]byte, error) {
+	key, err := store.VersionKey(path, version, ext)
 	if err != nil {
-		return Answer{}, err
+		return nil, err
 	}
-	var b strings.Builder
-	for _, v := range tagged {
-		b.WriteString(v)
-		b.WriteByte('\n')
+	rc, _, err := m.cfg.Store.Open(ctx, key)
+	if errors.Is(err, store.ErrNotExist) {
+		return nil, nil
 	}
-	return Answer{Body: []byte(b.String()), Degraded: degraded}, nil
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, limit))
 }
 
-// versions returns the tagged versions (for @v/list) and the pseudo-versions
-// known for path, each sorted ascending, from the source's list merged with
-// the stored versions. degraded reports that the source failed and the
-// versions are the stored ones alone.
-func (m *Modules) versions(ctx context.Context, path string) (tagged, pseudo []string, degraded bool, err error) {
+// List returns the canonical release and pre-release versions of path
+// (Tagged) and its known pseudo-versions: the source's list merged with
+// every version already stored, so that it still answers when the source
+// is down. Pseudo-versions are apart, as the go command ignores them in
+// lists.
+func (m *Modules) List(ctx context.Context, path string) (*protocol.Versions, error) {
+	return m.versions(ctx, path)
+}
+
+// versions answers List. The answer is degraded when the source failed and
+// the versions are the stored ones alone.
+func (m *Modules) versions(ctx context.Context, path string) (*protocol.Versions, error) {
 	key, err := store.MetaKey(path, "list")
 	if err != nil {
-		return nil, nil, false, err
+		return nil, err
 	}
 	q := question{kind: "list", path: path, key: key}
-	body, result, srcErr := m.fresh(ctx, q, func(fctx context.Context) ([]byte, error) {
-		versions, err := m.cfg.Source.List(fctx, path)
+	e, result, srcErr := m.fresh(ctx, q, func(fctx context.Context) (*entry, error) {
+		fctx, origin := source.WithOrigin(fctx)
+		lines, err := m.cfg.Source.List(fctx, path)
 		if err != nil {
 			return nil, err
 		}
-		return []byte(strings.Join(versions, "\n")), nil
+		return &entry{Body: keptList(lines), Origin: m.originName(origin)}, nil
 	})
 	if isRateLimited(srcErr) {
 		// Not asked, not failed: the client is told to come back later
 		// rather than given a list that may be incomplete.
 		countResult("list", result)
-		return nil, nil, false, srcErr
+		return nil, srcErr
 	}
 	stored, err := m.storedVersions(ctx, path)
 	if err != nil {
 		countResult("list", result)
-		return nil, nil, false, err
+		return nil, err
 	}
+	// Without an answer from the source, the list is made of stored files.
+	vs := &protocol.Versions{Provenance: protocol.Provenance{Stored: true}}
 	if srcErr != nil {
 		if len(stored) == 0 {
 			countResult("list", result)
-			return nil, nil, false, srcErr
+			return nil, srcErr
 		}
 		if !errors.Is(srcErr, source.ErrNotFound) {
 			m.log.Warn("upstream list failed; answering with the stored versions alone", "module", path, "err", srcErr)
-			degraded, result = true, resultDegraded
+			vs.Degraded, result = true, resultDegraded
 		}
 	}
 	countResult("list", result)
 	seen := map[string]bool{}
-	var all []string
-	for _, v := range append(strings.Fields(string(body)), stored...) {
-		if !seen[v] && IsCanonical(path, v) {
-			seen[v] = true
+	var all []protocol.Version
+	add := func(v protocol.Version) {
+		if !seen[v.Version] && protocol.IsCanonical(path, v.Version) {
+			seen[v.Version] = true
 			all = append(all, v)
 		}
 	}
-	tagged, pseudo = splitPseudo(all)
-	return tagged, pseudo, degraded, nil
+	if e != nil {
+		vs.Provenance = protocol.Provenance{Stored: result != resultMiss, Origin: e.Origin, Fetched: e.Fetched}
+		for line := range strings.SplitSeq(string(e.Body), "\n") {
+			if v, ok := parseListLine(line); ok {
+				add(v)
+			}
+		}
+	}
+	for _, v := range stored {
+		add(protocol.Version{Version: v})
+	}
+	vs.Tagged, vs.Pseudo = splitPseudo(all)
+	return vs, nil
+}
+
+// keptList is the body of a kept list answer: the source's list lines,
+// "version" or "version time", one per line. A time that is not RFC 3339
+// (what the go command reads there) is dropped. Versions are not checked
+// here but each time the list is read, against the rules of the path.
+func keptList(lines []string) []byte {
+	var b []byte
+	for _, line := range lines {
+		v, ok := parseListLine(line)
+		if !ok {
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, '\n')
+		}
+		b = append(b, v.Version...)
+		if _, t, ok := strings.Cut(strings.TrimSpace(line), " "); ok && !v.Time.IsZero() {
+			b = append(b, ' ')
+			b = append(b, strings.TrimSpace(t)...) // as the origin wrote it
+		}
+	}
+	return b
+}
+
+// parseListLine parses one list line, "version" or "version time".
+func parseListLine(line string) (protocol.Version, bool) {
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return protocol.Version{}, false
+	}
+	v, t, ok := strings.Cut(line, " ")
+	if !ok {
+		return protocol.Version{Version: v}, true
+	}
+	when, err := time.Parse(time.RFC3339, strings.TrimSpace(t))
+	if err != nil {
+		when = time.Time{}
+	}
+	return protocol.Version{Version: v, Time: when}, true
 }
 
 // storedVersions lists the canonical versions with any file in storage.
@@ -339,38 +467,44 @@ func (m *Modules) storedVersions(ctx context.Context, path string) ([]string, er
 
 // Latest answers @latest: the source's answer while it has one (cached with
 // the list TTL); when the source has none (some proxies answer 404 for
-// @latest) or is down, the version the go command would pick from the list:
-// the highest release, else the highest pre-release, else (a module without
-// tags) the newest pseudo-version known.
+// @latest) or is down, the version the go command would pick from the list
+// (protocol.PickLatest), answered with its .info. Such a computed answer
+// has the list's provenance, and is Stored only when the list and the
+// .info both were.
 //
 // The answer is degraded when it could not be computed from anything the
 // source said: the list was degraded, or the version it names had to be
 // replaced with the newest one whose .info is stored.
-func (m *Modules) Latest(ctx context.Context, path string) (Answer, error) {
+func (m *Modules) Latest(ctx context.Context, path string) (*protocol.File, error) {
 	key, err := store.MetaKey(path, "latest")
 	if err != nil {
-		return Answer{}, err
+		return nil, err
 	}
 	q := question{kind: "latest", path: path, key: key}
-	body, result, latestErr := m.fresh(ctx, q, func(fctx context.Context) ([]byte, error) {
+	e, result, latestErr := m.fresh(ctx, q, func(fctx context.Context) (*entry, error) {
 		fctx, origin := source.WithOrigin(fctx)
 		data, err := m.cfg.Source.Latest(fctx, path)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := modcheck.ParseInfo(data, path, ""); err != nil {
-			return nil, &InvalidError{Source: m.originName(origin), What: path + "@latest", Err: err}
+		name := m.originName(origin)
+		info, err := modcheck.ParseInfo(data, path, "")
+		if err != nil {
+			return nil, &protocol.InvalidError{Source: name, What: path + "@latest", Err: err}
 		}
-		return data, nil
+		return &entry{Body: data, Version: info.Version, Origin: name}, nil
 	})
 	if latestErr == nil || isRateLimited(latestErr) {
 		countResult("latest", result)
-		return Answer{Body: body}, latestErr
+		if latestErr != nil {
+			return nil, latestErr
+		}
+		return answerFile(path, e, result), nil
 	}
-	ans, err := m.latestFromList(ctx, path, latestErr)
+	f, body, err := m.latestFromList(ctx, path, latestErr)
 	switch {
 	case err != nil:
-	case ans.Degraded:
+	case f.Degraded:
 		result = resultDegraded
 	case errors.Is(latestErr, source.ErrNotFound):
 		// The source has no @latest for a module whose versions it lists
@@ -379,85 +513,84 @@ func (m *Modules) Latest(ctx context.Context, path string) (Answer, error) {
 		// a restart without asking again, while the source is down too,
 		// and it is bounded by real modules. When it goes stale, the
 		// refresh asks the source's @latest again.
-		m.saveAnswer(ctx, q, &entry{Fetched: m.now(), Body: ans.Body})
+		m.saveAnswer(ctx, q, &entry{Fetched: m.now(), Body: body, Version: f.Version, Origin: f.Origin})
 	}
 	countResult("latest", result)
-	return ans, err
+	return f, err
 }
 
 // latestFromList answers @latest the way the go command would from the
-// list, when the source's own @latest failed with latestErr.
-func (m *Modules) latestFromList(ctx context.Context, path string, latestErr error) (Answer, error) {
-	tagged, pseudo, degraded, err := m.versions(ctx, path)
-	if err != nil || len(tagged)+len(pseudo) == 0 {
+// list, when the source's own @latest failed with latestErr. It returns
+// the answer and its body.
+func (m *Modules) latestFromList(ctx context.Context, path string, latestErr error) (*protocol.File, []byte, error) {
+	vs, err := m.versions(ctx, path)
+	if err != nil || len(vs.Tagged)+len(vs.Pseudo) == 0 {
 		if errors.Is(latestErr, source.ErrNotFound) && err != nil && !errors.Is(err, source.ErrNotFound) {
-			return Answer{}, err // the list failed for a reason worth reporting
+			return nil, nil, err // the list failed for a reason worth reporting
 		}
-		return Answer{}, latestErr
+		return nil, nil, latestErr
 	}
-	best := pickLatest(tagged, pseudo)
-	_, obj, err := m.Info(ctx, path, best)
+	best := protocol.PickLatest(vs)
+	degraded := vs.Degraded
+	info, err := m.Info(ctx, path, best)
 	if err != nil && !isRateLimited(err) {
 		// The source is down and that version's .info was never fetched:
 		// answer with the best version whose .info is stored instead.
 		if stored := m.storedInfos(ctx, path); len(stored) > 0 {
 			m.log.Warn("@latest: answering with the newest stored version", "module", path, "wanted", best, "err", err)
-			_, obj, err = m.Info(ctx, path, pickLatest(splitPseudo(stored)))
+			tagged, pseudo := splitPseudo(stored)
+			info, err = m.Info(ctx, path, protocol.PickLatest(&protocol.Versions{Tagged: tagged, Pseudo: pseudo}))
 			degraded = true
 		}
 	}
 	if err != nil {
-		return Answer{}, err
+		return nil, nil, err
 	}
-	defer obj.Content.Close()
-	data, err := io.ReadAll(io.LimitReader(obj.Content, 1<<20))
+	defer info.Content.Close()
+	data, err := io.ReadAll(io.LimitReader(info.Content, 1<<20))
 	if err != nil {
-		return Answer{}, err
+		return nil, nil, err
 	}
-	return Answer{Body: data, Degraded: degraded}, nil
+	f := protocol.BytesFile(data)
+	f.Version, f.Mutable, f.Degraded = info.Version, true, degraded
+	f.Provenance = vs.Provenance
+	f.Stored = vs.Stored && info.Stored
+	return f, data, nil
 }
 
 // storedInfos returns the versions of path whose .info is stored.
-func (m *Modules) storedInfos(ctx context.Context, path string) []string {
+func (m *Modules) storedInfos(ctx context.Context, path string) []protocol.Version {
 	prefix, err := store.VersionPrefix(path)
 	if err != nil {
 		return nil
 	}
-	var versions []string
+	var versions []protocol.Version
 	m.cfg.Store.List(ctx, prefix, func(key string) error {
-		if p, v, ext, err := store.ParseVersionKey(key); err == nil && p == path && ext == "info" && IsCanonical(path, v) {
-			versions = append(versions, v)
+		if p, v, ext, err := store.ParseVersionKey(key); err == nil && p == path && ext == "info" && protocol.IsCanonical(path, v) {
+			versions = append(versions, protocol.Version{Version: v})
 		}
 		return nil
 	})
 	return versions
 }
 
-// splitPseudo sorts versions into tagged and pseudo-versions, each ascending.
-func splitPseudo(versions []string) (tagged, pseudo []string) {
+// splitPseudo sorts versions into tagged and pseudo-versions, each
+// ascending, as semver.Sort orders them.
+func splitPseudo(versions []protocol.Version) (tagged, pseudo []protocol.Version) {
 	for _, v := range versions {
-		if module.IsPseudoVersion(v) {
+		if module.IsPseudoVersion(v.Version) {
 			pseudo = append(pseudo, v)
 		} else {
 			tagged = append(tagged, v)
 		}
 	}
-	semver.Sort(tagged)
-	semver.Sort(pseudo)
-	return tagged, pseudo
-}
-
-// pickLatest returns the highest release in tagged, else the highest
-// pre-release, else the newest pseudo-version. Both lists are sorted
-// ascending and not both empty.
-func pickLatest(tagged, pseudo []string) string {
-	for i := len(tagged) - 1; i >= 0; i-- {
-		if semver.Prerelease(tagged[i]) == "" {
-			return tagged[i]
+	bySemver := func(a, b protocol.Version) int {
+		if c := semver.Compare(a.Version, b.Version); c != 0 {
+			return c
 		}
+		return strings.Compare(a.Version, b.Version)
 	}
-	if len(tagged) > 0 {
-		return tagged[len(tagged)-1]
-	}
-	return pseudo[len(pseudo)-1]
+	slices.SortFunc(tagged, bySemver)
+	slices.SortFunc(pseudo, bySemver)
+	return tagged, pseudo
 }

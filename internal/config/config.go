@@ -7,7 +7,9 @@
 // environment variable names and the config file keys are derived from it.
 // A config file key is the flag name without dashes in front ("list-ttl");
 // the environment variable is MODGATE_ followed by the upper-cased name with
-// '-' replaced by '_' ("MODGATE_LIST_TTL").
+// '-' replaced by '_' ("MODGATE_LIST_TTL"). Settings with more structure
+// are sections of the config file, declared in the table in section.go: a
+// key holding a table, or a list of tables, of options of its own.
 package config
 
 import (
@@ -18,6 +20,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/modgate/modgate/internal/proxylist"
 )
 
 // Config is the configuration of the modgate server.
@@ -89,7 +93,16 @@ func Default() *Config {
 		o.reset()
 		c.sources[o.name] = "default " + o.name
 	}
+	c.resetSections(c.sections())
 	return c
+}
+
+// resetSections stores the defaults of secs.
+func (c *Config) resetSections(secs []*section) {
+	for _, s := range secs {
+		s.reset()
+		c.setSource(s.name, "default "+s.name)
+	}
 }
 
 // Source describes where the value of option name came from, in the form
@@ -133,10 +146,17 @@ var goEnv = GoEnv
 // getenv cannot list the environment, so Load does not notice misspelled
 // MODGATE_* variables; LoadEnviron does.
 func Load(args []string, getenv func(string) string) (*Config, error) {
+	c := Default()
+	return c.load(args, getenv, c.sections())
+}
+
+// load is Load into c, a Default, with the section table secs (tests add
+// sections of their own).
+func (c *Config) load(args []string, getenv func(string) string, secs []*section) (*Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	c := Default()
+	c.resetSections(secs)
 	opts := c.options()
 	byName := make(map[string]*option, len(opts))
 	for _, o := range opts {
@@ -156,7 +176,7 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 		}
 	}
 	if path != "" {
-		if err := c.loadFile(path, byName); err != nil {
+		if err := c.loadFile(path, byName, secs); err != nil {
 			return nil, err
 		}
 	}
@@ -182,7 +202,7 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 		c.setSource(f.o.name, where)
 	}
 
-	if err := c.Validate(); err != nil {
+	if err := c.validate(secs); err != nil {
 		return nil, err
 	}
 
@@ -199,11 +219,11 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 		}
 	} else {
 		// Validate accepted it, so this only normalizes.
-		up, err := filterProxyList(c.Upstream, true)
+		entries, err := proxylist.Parse(c.Upstream)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", c.Source("upstream"), err)
 		}
-		c.Upstream = up
+		c.Upstream = proxylist.Format(entries)
 	}
 	return c, nil
 }
@@ -237,10 +257,22 @@ func LoadEnviron(args, environ []string) (*Config, error) {
 // Validate checks every option's value and the relations between options.
 // Errors name where the offending value came from.
 func (c *Config) Validate() error {
+	return c.validate(c.sections())
+}
+
+func (c *Config) validate(secs []*section) error {
 	var errs []error
 	for _, o := range c.options() {
 		if err := o.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %v", c.Source(o.name), err))
+		}
+	}
+	for _, s := range secs {
+		if err := s.validate(); err != nil {
+			// Source is "config file m.yaml: hosts" or "default hosts":
+			// what comes before the name says where.
+			where := strings.TrimSuffix(c.Source(s.name), s.name)
+			errs = append(errs, sectionError(where, s.name, err))
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
@@ -325,8 +357,12 @@ func flagError(err error, opts []*option) error {
 }
 
 // Usage writes the help text: every option with its type, environment
-// variable and default.
+// variable and default, and the config file's sections with their keys.
 func Usage(w io.Writer) {
+	usage(w, new(Config).sections())
+}
+
+func usage(w io.Writer, secs []*section) {
 	var b strings.Builder
 	b.WriteString(`Usage: modgate serve [flags]
 
@@ -342,17 +378,29 @@ Flags:
 		if !o.isBool {
 			fmt.Fprintf(&b, " %s", o.kindName)
 		}
-		fmt.Fprintf(&b, "\n    \t%s\n    \tenv %s", o.help, EnvName(o.name))
-		switch {
-		case o.defText == "":
-		case o.kindName == "string":
-			fmt.Fprintf(&b, ", default %q", o.defText)
-		default:
-			fmt.Fprintf(&b, ", default %s", o.defText)
+		fmt.Fprintf(&b, "\n    \t%s\n    \tenv %s%s\n", o.help, EnvName(o.name), o.defaultText())
+	}
+	if len(secs) > 0 {
+		b.WriteString("\nConfig file sections (only in the file named by --config):\n")
+	}
+	for _, s := range secs {
+		fmt.Fprintf(&b, "  %s: %s\n    \t%s\n", s.name, s.kind, s.help)
+		for _, o := range s.keys() {
+			fmt.Fprintf(&b, "    %s.%s %s\n      \t%s%s\n", s.name, o.name, o.kindName, o.help, o.defaultText())
 		}
-		b.WriteString("\n")
 	}
 	io.WriteString(w, b.String())
+}
+
+// defaultText is ", default X" for usage, or "" when there is no default.
+func (o *option) defaultText() string {
+	switch {
+	case o.defText == "":
+		return ""
+	case o.kindName == "string":
+		return fmt.Sprintf(", default %q", o.defText)
+	}
+	return ", default " + o.defText
 }
 
 // suggest returns the name in names closest to the unknown name s, for a

@@ -6,13 +6,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
 	"gopkg.in/yaml.v3"
 )
 
-// keyValue is one top-level entry of a config file, in file order.
+// keyValue is one top-level entry of a config file, in file order: an
+// option or a section.
 type keyValue struct {
 	key   string
 	value any // as decoded by yaml.v3 or toml into an interface value
@@ -20,8 +22,11 @@ type keyValue struct {
 
 // loadFile applies the config file at path. Its format is chosen by the
 // extension: .yaml, .yml or .toml. The top level must be a mapping from
-// option names to values; a null YAML value leaves the option unchanged.
-func (c *Config) loadFile(path string, opts map[string]*option) error {
+// option and section names to values; a null YAML value leaves the option or
+// section unchanged. Every unknown key and every bad value is reported,
+// each naming the file and the key: a section's keys by their full path
+// ("hosts[1].token").
+func (c *Config) loadFile(path string, opts map[string]*option, secs []*section) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		var pe *fs.PathError
@@ -42,31 +47,43 @@ func (c *Config) loadFile(path string, opts map[string]*option) error {
 	if err != nil {
 		return fmt.Errorf("config file %s: %v", path, err)
 	}
+	file := "config file " + path + ": "
+	var errs []error
 	for _, e := range entries {
-		o := opts[e.key]
-		if o == nil {
-			// config is not allowed in a file, so it is never the hint.
-			hint := ""
-			if s := suggest(e.key, optionNames(c.options(), configKey)); s != "" {
-				hint = fmt.Sprintf(" (did you mean %q?)", s)
+		where := file + e.key
+		if o := opts[e.key]; o != nil {
+			switch {
+			case o.name == configKey:
+				errs = append(errs, fmt.Errorf("%skey %q is not allowed in a config file", file, e.key))
+			case e.value == nil:
+			default:
+				if err := o.setFile(e.value); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %v", where, err))
+				} else {
+					c.setSource(e.key, where)
+				}
 			}
-			return fmt.Errorf("config file %s: unknown key %q%s", path, e.key, hint)
-		}
-		if o.name == configKey {
-			return fmt.Errorf("config file %s: key %q is not allowed in a config file", path, e.key)
-		}
-	}
-	for _, e := range entries {
-		if e.value == nil {
 			continue
 		}
-		where := fmt.Sprintf("config file %s: %s", path, e.key)
-		if err := opts[e.key].setFile(e.value); err != nil {
-			return fmt.Errorf("%s: %v", where, err)
+		if i := slices.IndexFunc(secs, func(s *section) bool { return s.name == e.key }); i >= 0 {
+			if e.value == nil {
+				continue
+			}
+			if err := secs[i].decode(e.value); err != nil {
+				errs = append(errs, sectionError(file, e.key, err))
+			} else {
+				c.setSource(e.key, where)
+			}
+			continue
 		}
-		c.setSource(e.key, where)
+		// config is not allowed in a file, so it is never the hint.
+		hint := ""
+		if s := suggest(e.key, append(optionNames(c.options(), configKey), sectionNames(secs)...)); s != "" {
+			hint = fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		errs = append(errs, fmt.Errorf("%sunknown key %q%s", file, e.key, hint))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func parseYAML(data []byte) ([]keyValue, error) {

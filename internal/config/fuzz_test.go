@@ -14,8 +14,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 var yamlSeeds = []string{
@@ -50,6 +53,24 @@ var yamlSeeds = []string{
 	"listen: .inf\n",
 	"data-dir: ~\n",
 	"\t",
+	// Sections (the test-only hosts and policy of section_test.go).
+	"listen: \":1\"\nhosts:\n  - pattern: corp.example.com\n    token-env: CORP_TOKEN\n    tags: [a, b]\n  - pattern: \"*.internal\"\n    timeout: 1m\n    insecure: true\npolicy:\n  deny: [evil.example]\n  min-age: 24h\n",
+	"hosts: [{pattern: a.example}, {pattern: b.example, tags: []}]\npolicy: {min-age: 0}\n",
+	"hosts:\npolicy: ~\n",
+	"hosts: [{pattern: a.example, token_env: X}]\n",
+	"hosts: [{pattern: a.example, timeout: 5x}, {}]\n",
+	"hosts: [{pattern: \"[\"}]\n",
+	"hosts: [{pattern: a.example, insecure: true, token-env: X}]\n",
+	"hosts: [{pattern: {x: 1}}]\n",
+	"hosts: [{1: x}]\n",
+	"hosts: [a, [b], ~]\n",
+	"hosts: corp.example.com\n",
+	"hosts: {pattern: a}\n",
+	"policy: [x]\n",
+	"policy: {deyn: [x], deny: \"a, b\", min-age: -1h}\n",
+	"hots: []\n",
+	"hosts: &h [{pattern: a.example}]\npolicy: {deny: *h}\n",
+	"hosts: [{pattern: a.example, pattern: b.example}]\n",
 }
 
 var tomlSeeds = []string{
@@ -72,6 +93,15 @@ var tomlSeeds = []string{
 	"[[data-dir]]\n",
 	"listen = \":1\"\nlisten = \":2\"\n",
 	"fetch-timeout = inf\n",
+	// Sections (the test-only hosts and policy of section_test.go).
+	"listen = \":1\"\n\n[[hosts]]\npattern = \"corp.example.com\"\ntoken-env = \"CORP_TOKEN\"\ntags = [\"a\", \"b\"]\n\n[[hosts]]\npattern = \"*.internal\"\ntimeout = \"1m\"\ninsecure = true\n\n[policy]\ndeny = [\"evil.example\"]\nmin-age = \"24h\"\n",
+	"hosts = [{pattern = \"a.example\", tags = \"a,b\"}, {pattern = \"b\", insecure = true}]\npolicy = {deny = \"x\"}\n",
+	"hosts = []\n",
+	"[[hosts]]\npattern = \"a.example\"\ntimout = \"1m\"\n",
+	"[[hosts]]\n[hosts.sub]\nx = 1\n",
+	"[policy]\nmin-age = 1979-05-27T07:32:00Z\n[policy.deny]\nx = 1\n",
+	"policy = 1\nhosts = \"x\"\n",
+	"[[policy]]\ndeny = \"x\"\n",
 }
 
 // One file per fuzz target, rewritten for each input: a fuzz worker calls
@@ -94,8 +124,9 @@ func FuzzLoadTOML(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) { checkLoadFile(t, path, data) })
 }
 
-// checkLoadFile loads data as the config file path (.yaml or .toml) and
-// checks what the loader says about it.
+// checkLoadFile loads data as the config file path (.yaml or .toml), with
+// the test-only sections (section_test.go) in the table so that nested
+// input is decoded for real, and checks what the loader says about it.
 func checkLoadFile(t *testing.T, path string, data []byte) {
 	ext := filepath.Ext(path)
 	if err := os.WriteFile(path, data, 0o644); err != nil {
@@ -107,12 +138,12 @@ func checkLoadFile(t *testing.T, path string, data []byte) {
 	}
 	entries, perr := parse(data)
 
-	c := Default()
+	c, ts, secs := newFuzzConfig()
 	byName := map[string]*option{}
 	for _, o := range c.options() {
 		byName[o.name] = o
 	}
-	err := c.loadFile(path, byName)
+	err := c.loadFile(path, byName, secs)
 	where := "config file " + path + ": "
 	switch {
 	case perr != nil:
@@ -125,24 +156,20 @@ func checkLoadFile(t *testing.T, path string, data []byte) {
 		}
 		return
 	case err != nil:
-		// The file parsed, so the problem is one of its keys: the
-		// message names it.
-		msg := err.Error()
-		if !strings.HasPrefix(msg, where) {
-			t.Fatalf("%q: error %q does not start with %q", data, msg, where)
-		}
-		for _, e := range entries {
-			if strings.HasPrefix(msg, where+fmt.Sprintf("unknown key %q", e.key)) ||
-				strings.HasPrefix(msg, where+fmt.Sprintf("key %q is not allowed", e.key)) ||
-				strings.HasPrefix(msg, where+e.key+": ") {
-				return
+		// The file parsed, so each problem is one of its keys, or a key
+		// below one of its sections: the message names it.
+		for _, e := range unjoin(err) {
+			if !namesEntry(e.Error(), where, entries) {
+				t.Fatalf("%q: error %q names none of the keys %v", data, e, entries)
 			}
 		}
-		t.Fatalf("%q: error %q names none of the keys %v", data, msg, entries)
+		return
 	}
 
-	// Accepted: every value set its option, which says so, and holds a
-	// value that it can print and read back as a flag or env value.
+	// Accepted: every value set its option or section, which says so. An
+	// option holds a value that it can print and read back as a flag or
+	// env value; the sections hold what the file said, so that writing
+	// them back as a file loads the same values again.
 	for _, e := range entries {
 		if e.value == nil {
 			continue
@@ -150,12 +177,84 @@ func checkLoadFile(t *testing.T, path string, data []byte) {
 		if got, want := c.Source(e.key), where+e.key; got != want {
 			t.Errorf("%q: Source(%s) = %q, want %q", data, e.key, got, want)
 		}
-		text := byName[e.key].get()
-		if !roundTrips(e.key, text) {
-			t.Errorf("%q: %s = %q from the file cannot be given back as a flag value", data, e.key, text)
+		if o := byName[e.key]; o != nil && !roundTrips(e.key, o.get()) {
+			t.Errorf("%q: %s = %q from the file cannot be given back as a flag value", data, e.key, o.get())
 		}
 	}
-	checkValidateNames(t, c, data)
+	checkSectionsRoundTrip(t, filepath.Join(filepath.Dir(path), "again.yaml"), ts, data)
+	checkValidateNames(t, c, secs, data)
+}
+
+// newFuzzConfig returns a Default config and a section table holding the
+// test-only sections, reset.
+func newFuzzConfig() (*Config, *testSections, []*section) {
+	ts := &testSections{}
+	c := Default()
+	secs := append(c.sections(), ts.table()...)
+	c.resetSections(secs)
+	return c, ts, secs
+}
+
+// namesEntry reports whether msg, one problem loadFile reported, starts
+// with where and names one of the file's top-level entries: the entry
+// itself or a key below it.
+func namesEntry(msg, where string, entries []keyValue) bool {
+	rest, ok := strings.CutPrefix(msg, where)
+	if !ok {
+		return false
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(rest, fmt.Sprintf("unknown key %q", e.key)) ||
+			strings.HasPrefix(rest, fmt.Sprintf("key %q is not allowed", e.key)) ||
+			strings.HasPrefix(rest, e.key+": ") {
+			return true
+		}
+		// Below a section: `unknown key "hosts[1].x"`, `hosts[1].x: ...`.
+		// Section names need no quoting.
+		for _, below := range []string{"[", "."} {
+			if strings.HasPrefix(rest, `unknown key "`+e.key+below) || strings.HasPrefix(rest, e.key+below) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkSectionsRoundTrip writes the values of the test-only sections to
+// path as YAML, loads that, and checks that the same values come back.
+func checkSectionsRoundTrip(t *testing.T, path string, ts *testSections, input []byte) {
+	t.Helper()
+	doc := map[string]any{}
+	if ts.hosts != nil {
+		hosts := []any{}
+		for _, h := range ts.hosts {
+			m := map[string]any{"pattern": h.Pattern, "token-env": h.TokenEnv, "timeout": h.Timeout.String(), "insecure": h.Insecure}
+			if h.Tags != nil {
+				m["tags"] = h.Tags
+			}
+			hosts = append(hosts, m)
+		}
+		doc["hosts"] = hosts
+	}
+	policy := map[string]any{"min-age": ts.policy.MinAge.String()}
+	if ts.policy.Deny != nil {
+		policy["deny"] = ts.policy.Deny
+	}
+	doc["policy"] = policy
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatalf("%q: cannot write the sections back: %v", input, err)
+	}
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, ts2, secs := newFuzzConfig()
+	if err := c.loadFile(path, map[string]*option{}, secs); err != nil {
+		t.Fatalf("%q: sections written back as %q do not load: %v", input, out, err)
+	}
+	if !reflect.DeepEqual(ts.hosts, ts2.hosts) || !reflect.DeepEqual(ts.policy, ts2.policy) {
+		t.Fatalf("%q: sections %+v %+v, written back as %q, load as %+v %+v", input, ts.hosts, ts.policy, out, ts2.hosts, ts2.policy)
+	}
 }
 
 // roundTrips reports whether text, the printed value of option name, parses
@@ -169,23 +268,23 @@ func roundTrips(name, text string) bool {
 	return false
 }
 
-// checkValidateNames checks that each problem Validate reports starts with
-// where the offending value came from.
-func checkValidateNames(t *testing.T, c *Config, input any) {
+// checkValidateNames checks that each problem validate reports starts with
+// where the offending value came from: an option's source, or a section's
+// followed by the path of the key below it.
+func checkValidateNames(t *testing.T, c *Config, secs []*section, input any) {
 	t.Helper()
-	err := c.Validate()
-	if err == nil {
-		return
-	}
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	for _, e := range errs {
+	for _, e := range unjoin(c.validate(secs)) {
 		named := false
 		for _, o := range c.options() {
 			if strings.HasPrefix(e.Error(), c.Source(o.name)+": ") {
 				named = true
+			}
+		}
+		for _, s := range secs {
+			for _, below := range []string{"[", ".", ": "} {
+				if strings.HasPrefix(e.Error(), c.Source(s.name)+below) {
+					named = true
+				}
 			}
 		}
 		if !named {

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/modgate/modgate/internal/proxylist"
 )
 
 // options is the single table of configuration options. Every option is a
@@ -405,6 +407,6 @@ func proxyList(s string) error {
 	if s == "" {
 		return nil
 	}
-	_, err := filterProxyList(s, true)
+	_, err := proxylist.Parse(s)
 	return err
 }

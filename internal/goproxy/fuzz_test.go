@@ -14,6 +14,7 @@ import (
 
 	"github.com/modgate/modgate/internal/cache"
 	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/protocol"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/testenv"
@@ -53,10 +54,10 @@ func fuzzStack(f *testing.F) http.Handler {
 	ctx := context.Background()
 	for _, get := range []func() error{
 		func() error { _, err := warm.List(ctx, "example.com/Fuzz/m"); return err },
-		func() error { _, err := warm.Latest(ctx, "example.com/Fuzz/m"); return err },
-		func() error { _, o, err := warm.Info(ctx, "example.com/Fuzz/m", "v1.0.0"); closeObj(o); return err },
-		func() error { o, err := warm.GoMod(ctx, "example.com/Fuzz/m", "v1.0.0"); closeObj(o); return err },
-		func() error { o, err := warm.Zip(ctx, "example.com/Fuzz/m", "v1.0.0"); closeObj(o); return err },
+		func() error { o, err := warm.Latest(ctx, "example.com/Fuzz/m"); closeFile(o); return err },
+		func() error { o, err := warm.Info(ctx, "example.com/Fuzz/m", "v1.0.0"); closeFile(o); return err },
+		func() error { o, err := warm.GoMod(ctx, "example.com/Fuzz/m", "v1.0.0"); closeFile(o); return err },
+		func() error { o, err := warm.Zip(ctx, "example.com/Fuzz/m", "v1.0.0"); closeFile(o); return err },
 	} {
 		if err := get(); err != nil {
 			f.Fatal(err)
@@ -72,7 +73,7 @@ func fuzzStack(f *testing.F) http.Handler {
 	return goproxy.Instrument(log, mux, goproxy.SendDeadlines(8<<10, 30*time.Second))
 }
 
-func closeObj(o *cache.Object) {
+func closeFile(o *protocol.File) {
 	if o != nil {
 		o.Content.Close()
 	}

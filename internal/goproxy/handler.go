@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,28 +12,30 @@ import (
 
 	"golang.org/x/mod/module"
 
-	"github.com/modgate/modgate/internal/cache"
+	"github.com/modgate/modgate/internal/protocol"
 	"github.com/modgate/modgate/internal/redact"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/sumdb"
 )
 
-// Cache-Control values: canonical versions never change; lists and @latest
-// change when modules are published, so clients may keep them only briefly.
+// Cache-Control values: canonical versions never change; lists, @latest
+// and queries change when modules are published, so clients may keep them
+// only briefly.
 const (
 	cacheImmutable = "public, max-age=31536000, immutable"
 	cacheMutable   = "public, max-age=60"
 )
 
-// degradedHeader marks a @v/list or @latest answer made from stored module
-// files alone because the upstream failed (cache.Answer.Degraded); such
-// answers are also sent with Cache-Control: no-store.
+// degradedHeader marks an answer made from stored module files alone
+// because the upstream failed (protocol.File.Degraded); such answers are
+// also sent with Cache-Control: no-store.
 const degradedHeader = "X-Modgate-Degraded"
 
-// Handler serves the GOPROXY protocol from a module cache.
+// Handler serves the GOPROXY protocol from Modules: the module cache, or
+// any wrapper of it.
 type Handler struct {
-	Modules *cache.Modules
+	Modules protocol.Modules
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -48,68 +51,56 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Lookups the cache must send upstream are rate-limited per client: the
 	// connection's address, not a header any client can forge.
-	ctx := cache.WithClient(r.Context(), r.RemoteAddr)
+	ctx := protocol.WithClient(r.Context(), r.RemoteAddr)
+	f, err := h.ask(ctx, req)
+	if err == nil {
+		err = serveFile(w, r, contentType(req.Kind), f)
+	}
+	if err != nil {
+		h.fail(w, r, req, err)
+	}
+}
+
+// ask puts req to h.Modules, after the checks that protocol.Modules leaves
+// to its caller.
+func (h *Handler) ask(ctx context.Context, req Request) (*protocol.File, error) {
 	switch req.Kind {
-	case KindList, KindLatest:
-		var ans cache.Answer
-		ctype := "text/plain; charset=utf-8"
-		if req.Kind == KindList {
-			ans, err = h.Modules.List(ctx, req.Path)
-		} else {
-			ans, err = h.Modules.Latest(ctx, req.Path)
-			ctype = "application/json"
-		}
+	case KindList:
+		vs, err := h.Modules.List(ctx, req.Path)
 		if err != nil {
-			h.fail(w, r, req, err)
-			return
+			return nil, err
 		}
-		cc := cacheMutable
-		if ans.Degraded {
-			// Made from stored files while the upstream fails: it may lack
-			// versions, so neither clients nor caches between may keep it.
-			cc = "no-store"
-			w.Header().Set(degradedHeader, "upstream unavailable; answered from the versions stored in modgate only")
-		}
-		writeSmall(w, r, ctype, cc, ans.Body)
+		return vs.File(), nil
+	case KindLatest:
+		return h.Modules.Latest(ctx, req.Path)
 	case KindInfo:
 		if module.CanonicalVersion(req.Version) == req.Version {
 			// A canonical-looking version must also suit the path (v2+ needs /v2).
 			if err := module.Check(req.Path, req.Version); err != nil {
-				h.fail(w, r, req, &invalidVersionError{msg: err.Error()})
-				return
+				return nil, &invalidVersionError{msg: err.Error()}
 			}
 		}
-		data, obj, err := h.Modules.Info(ctx, req.Path, req.Version)
-		if err != nil {
-			h.fail(w, r, req, err)
-			return
-		}
-		if obj != nil {
-			serveObject(w, r, "application/json", obj)
-			return
-		}
-		writeSmall(w, r, "application/json", cacheMutable, data)
+		return h.Modules.Info(ctx, req.Path, req.Version)
 	case KindMod, KindZip:
-		if !cache.IsCanonical(req.Path, req.Version) {
-			h.fail(w, r, req, notCanonical(req))
-			return
+		if !protocol.IsCanonical(req.Path, req.Version) {
+			return nil, notCanonical(req)
 		}
-		var obj *cache.Object
 		if req.Kind == KindMod {
-			obj, err = h.Modules.GoMod(ctx, req.Path, req.Version)
-		} else {
-			obj, err = h.Modules.Zip(ctx, req.Path, req.Version)
+			return h.Modules.GoMod(ctx, req.Path, req.Version)
 		}
-		if err != nil {
-			h.fail(w, r, req, err)
-			return
-		}
-		ctype := "text/plain; charset=utf-8"
-		if req.Kind == KindZip {
-			ctype = "application/zip"
-		}
-		serveObject(w, r, ctype, obj)
+		return h.Modules.Zip(ctx, req.Path, req.Version)
 	}
+	return nil, fmt.Errorf("unknown request kind %q", req.Kind) // ParseRequest makes none
+}
+
+func contentType(k Kind) string {
+	switch k {
+	case KindList, KindMod:
+		return "text/plain; charset=utf-8"
+	case KindZip:
+		return "application/zip"
+	}
+	return "application/json" // .info and @latest
 }
 
 type invalidVersionError struct{ msg string }
@@ -124,29 +115,53 @@ func notCanonical(req Request) error {
 		req.Path, req.Version, req.Kind, module.CanonicalVersion(req.Version))}
 }
 
-// serveObject streams a stored file with Range, ETag and conditional GET
-// support. For disk storage the content is an *os.File, so net/http can
-// use sendfile.
-func serveObject(w http.ResponseWriter, r *http.Request, ctype string, obj *cache.Object) {
-	defer obj.Content.Close()
+// serveFile sends f with the Cache-Control its kind of answer allows. A
+// file with validators (ETag, modification time: the stored files of
+// canonical versions) is sent by http.ServeContent, with Range and
+// conditional GET support; for disk storage its content is an *os.File, so
+// net/http can use sendfile. A file without them (lists, @latest, queries:
+// small answers held in memory) has nothing to revalidate against and is
+// sent whole, without the cost of that machinery. An error means that
+// nothing was sent.
+func serveFile(w http.ResponseWriter, r *http.Request, ctype string, f *protocol.File) error {
+	defer f.Content.Close()
+	whole := f.ETag == "" && f.ModTime.IsZero()
+	var size int64
+	if whole {
+		var err error
+		if size, err = f.Content.Seek(0, io.SeekEnd); err != nil {
+			return err
+		}
+		if _, err = f.Content.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", ctype)
-	hdr.Set("Cache-Control", cacheImmutable)
-	if obj.ETag != "" {
-		hdr.Set("ETag", obj.ETag)
+	switch {
+	case f.Degraded:
+		// Made from stored files while the upstream fails: it may lack
+		// versions, so neither clients nor caches between may keep it.
+		hdr.Set("Cache-Control", "no-store")
+		hdr.Set(degradedHeader, "upstream unavailable; answered from the versions stored in modgate only")
+	case f.Mutable:
+		hdr.Set("Cache-Control", cacheMutable)
+	default:
+		hdr.Set("Cache-Control", cacheImmutable)
 	}
-	http.ServeContent(w, r, "", obj.ModTime, obj.Content)
-}
-
-func writeSmall(w http.ResponseWriter, r *http.Request, ctype, cacheControl string, data []byte) {
-	hdr := w.Header()
-	hdr.Set("Content-Type", ctype)
-	hdr.Set("Cache-Control", cacheControl)
-	hdr.Set("Content-Length", fmt.Sprint(len(data)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(data)
+	if whole {
+		hdr.Set("Content-Length", strconv.FormatInt(size, 10))
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			io.Copy(w, f.Content) // a bytes.Reader writes itself: no copy buffer
+		}
+		return nil
 	}
+	if f.ETag != "" {
+		hdr.Set("ETag", f.ETag)
+	}
+	http.ServeContent(w, r, "", f.ModTime, f.Content)
+	return nil
 }
 
 // fail maps an error to a status and a one-line reason that tells the
@@ -157,11 +172,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, req Request, err 
 		what += "@" + req.Version
 	}
 	var (
-		inv   *cache.InvalidError
+		inv   *protocol.InvalidError
 		fetch *source.FetchError
 		badV  *invalidVersionError
 		ver   *sumdb.VerifyError
-		limit *cache.RateLimitError
+		limit *protocol.RateLimitError
 	)
 	switch {
 	case errors.As(err, &limit):

@@ -1,6 +1,7 @@
 // Package goproxy is the HTTP face of modgate: it parses GOPROXY protocol
-// requests, asks the module cache, and writes answers with the status codes,
-// headers and one-line text/plain errors the go command understands.
+// requests, asks a protocol.Modules (the module cache, or a wrapper of it),
+// and writes answers with the status codes, headers and one-line
+// text/plain errors the go command understands.
 package goproxy
 
 import (

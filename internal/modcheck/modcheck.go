@@ -1,7 +1,8 @@
 // Package modcheck decides whether module files are what they claim to be,
 // before anything is stored: a .info names the version that was asked for,
-// a go.mod declares the module's path, a zip passes the go command's own
-// checks and has the right path@version/ prefix.
+// a go.mod parses and has a module line, a zip passes the go command's own
+// checks (zip.go). It also computes the h1: hashes that go.sum and the
+// checksum database record.
 package modcheck
 
 import (
@@ -14,7 +15,6 @@ import (
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/dirhash"
-	modzip "golang.org/x/mod/zip"
 )
 
 // Info is the JSON document served at @v/V.info and @latest.
@@ -62,24 +62,6 @@ func CheckGoMod(data []byte, path, version string) error {
 		return fmt.Errorf("go.mod has no module line")
 	}
 	return nil
-}
-
-// CheckZip checks a module zip file on disk the way the go command does when
-// it extracts one, and returns its h1: hash for go.sum.
-func CheckZip(file, path, version string) (h1 string, err error) {
-	mv := module.Version{Path: path, Version: version}
-	cf, err := modzip.CheckZip(mv, file)
-	if err != nil {
-		return "", fmt.Errorf("invalid module zip: %v", err)
-	}
-	if err := cf.Err(); err != nil {
-		return "", fmt.Errorf("invalid module zip: %v", err)
-	}
-	h1, err = dirhash.HashZip(file, dirhash.Hash1)
-	if err != nil {
-		return "", fmt.Errorf("hashing module zip: %v", err)
-	}
-	return h1, nil
 }
 
 // HashGoMod returns the h1: hash of a go.mod as go.sum records it.

@@ -3,10 +3,11 @@ package source
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net/url"
 	"strings"
+	"unicode"
+
+	"github.com/modgate/modgate/internal/proxylist"
 )
 
 // Chain tries sources in order, like the go command walks GOPROXY: after an
@@ -22,49 +23,40 @@ type chainEntry struct {
 	anyError bool
 }
 
-// ParseList parses a GOPROXY-syntax list. newUpstream builds the source for
-// an http(s) URL, given as configured: credentials included, since the
-// requests need them (the source's String must not show them). "direct" and
-// "off" are accepted: "off" answers not found (lookups disabled), "direct"
+// ParseList parses a GOPROXY-syntax list (package proxylist, strictly:
+// every entry must be an http(s) URL, "direct" or "off"). newUpstream builds
+// the source for an http(s) URL, given as configured: credentials included,
+// since the requests need them (the source's String must not show them).
+// "off" answers not found and ends the walk (lookups disabled); "direct"
 // answers that direct fetching is not configured.
 func ParseList(list string, newUpstream func(baseURL string) Source) (*Chain, error) {
+	entries, err := proxylist.Parse(list)
+	if err != nil {
+		return nil, err
+	}
 	c := &Chain{}
-	for list != "" {
-		var entry string
-		anyError := false
-		if i := strings.IndexAny(list, ",|"); i >= 0 {
-			entry, anyError, list = list[:i], list[i] == '|', list[i+1:]
-		} else {
-			entry, list = list, ""
-		}
-		entry = strings.TrimSpace(entry)
-		if entry == "" {
-			continue
-		}
+	for _, e := range entries {
 		var src Source
-		switch entry {
-		case "off":
+		switch e.Keyword {
+		case proxylist.Off:
 			src = off{}
-		case "direct":
+		case proxylist.Direct:
 			src = unconfiguredDirect{}
 		default:
-			u, err := url.Parse(entry)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-				// A host ending in ":" is a doubled scheme ("https://https://h").
-				strings.HasSuffix(u.Host, ":") {
-				// The entry may carry credentials: quote it redacted.
-				return nil, fmt.Errorf("upstream entry %q: want an http(s) URL, \"direct\" or \"off\"", redactedName(entry))
-			}
-			// Without trailing slashes, so that String() parses back to
-			// the same list.
-			src = newUpstream(strings.TrimRight(entry, "/"))
+			src = newUpstream(baseURL(e.URL))
 		}
-		c.entries = append(c.entries, chainEntry{src: src, anyError: anyError})
-	}
-	if len(c.entries) == 0 {
-		return nil, errors.New("upstream list is empty")
+		c.entries = append(c.entries, chainEntry{src: src, anyError: e.FallThroughOnAnyError})
 	}
 	return c, nil
+}
+
+// baseURL is a proxy entry's URL as a base for requests: without a
+// fragment, which is never sent (url.Parse also cuts at the first "#"), and
+// without trailing slashes, nor the spaces between them that parsing trims,
+// so that a Chain's String parses back to the same list.
+func baseURL(entry string) string {
+	entry, _, _ = strings.Cut(entry, "#")
+	return strings.TrimRightFunc(entry, func(r rune) bool { return r == '/' || unicode.IsSpace(r) })
 }
 
 // String returns the list in GOPROXY syntax, as the entries name
@@ -84,20 +76,23 @@ func (c *Chain) String() string {
 	return b.String()
 }
 
-// try runs fn on each entry until one answers or the chain stops.
-// When every entry says not found, the not-found errors are joined so the
-// client learns what each origin said.
-func try[T any](ctx context.Context, c *Chain, fn func(Source) (T, error)) (T, error) {
+// try runs fn on each entry until one answers or the chain stops. An "off"
+// entry stops it, as it stops the go command: what lies past it is never
+// asked. When every entry asked says not found, the not-found errors are
+// joined so the client learns what each origin said.
+func try[T any](ctx context.Context, c *Chain, fn fetch[T]) (T, error) {
 	var zero T
 	var notFound []string
 	for _, e := range c.entries {
-		v, err := fn(e.src)
+		v, err := answer(ctx, e.src, fn)
 		if err == nil {
-			setOrigin(ctx, e.src.String())
 			return v, nil
 		}
 		if errors.Is(err, ErrNotFound) {
 			notFound = append(notFound, err.Error())
+			if _, isOff := e.src.(off); isOff {
+				break
+			}
 			continue
 		}
 		if e.anyError {
@@ -108,24 +103,46 @@ func try[T any](ctx context.Context, c *Chain, fn func(Source) (T, error)) (T, e
 	return zero, &NotFoundError{Msg: strings.Join(notFound, "; ")}
 }
 
+// fetch is one Source method call with its arguments bound.
+type fetch[T any] func(ctx context.Context, src Source) (T, error)
+
+// answer runs fn on src and, when src answers and ctx asks (WithOrigin),
+// records the origin that answered: the one src records itself (a chain
+// inside a route names its entry), else src.
+func answer[T any](ctx context.Context, src Source, fn fetch[T]) (T, error) {
+	if _, ok := ctx.Value(originKey{}).(*Origin); !ok {
+		return fn(ctx, src)
+	}
+	ictx, inner := WithOrigin(ctx)
+	v, err := fn(ictx, src)
+	if err == nil {
+		name := inner.String()
+		if name == "" {
+			name = src.String()
+		}
+		setOrigin(ctx, name)
+	}
+	return v, err
+}
+
 func (c *Chain) List(ctx context.Context, path string) ([]string, error) {
-	return try(ctx, c, func(s Source) ([]string, error) { return s.List(ctx, path) })
+	return try(ctx, c, func(ctx context.Context, s Source) ([]string, error) { return s.List(ctx, path) })
 }
 
 func (c *Chain) Latest(ctx context.Context, path string) ([]byte, error) {
-	return try(ctx, c, func(s Source) ([]byte, error) { return s.Latest(ctx, path) })
+	return try(ctx, c, func(ctx context.Context, s Source) ([]byte, error) { return s.Latest(ctx, path) })
 }
 
 func (c *Chain) Info(ctx context.Context, path, query string) ([]byte, error) {
-	return try(ctx, c, func(s Source) ([]byte, error) { return s.Info(ctx, path, query) })
+	return try(ctx, c, func(ctx context.Context, s Source) ([]byte, error) { return s.Info(ctx, path, query) })
 }
 
 func (c *Chain) GoMod(ctx context.Context, path, version string) ([]byte, error) {
-	return try(ctx, c, func(s Source) ([]byte, error) { return s.GoMod(ctx, path, version) })
+	return try(ctx, c, func(ctx context.Context, s Source) ([]byte, error) { return s.GoMod(ctx, path, version) })
 }
 
 func (c *Chain) Zip(ctx context.Context, path, version string) (io.ReadCloser, error) {
-	return try(ctx, c, func(s Source) (io.ReadCloser, error) { return s.Zip(ctx, path, version) })
+	return try(ctx, c, func(ctx context.Context, s Source) (io.ReadCloser, error) { return s.Zip(ctx, path, version) })
 }
 
 // off is the "off" entry: lookups are disabled beyond this point.

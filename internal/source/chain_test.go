@@ -61,6 +61,13 @@ func TestChainFallThrough(t *testing.T) {
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "not here") || !strings.Contains(err.Error(), "not available") {
 		t.Fatalf("err = %v", err)
 	}
+	// off stops the walk, as it stops the go command: nothing past it is
+	// asked, and the not-found reasons before it are kept.
+	before = *okN
+	_, err = chainOf(t, missing.URL+",off,"+ok.URL).List(ctx, "example.com/m")
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "not here") || !strings.Contains(err.Error(), "upstream=off") || *okN != before {
+		t.Fatalf("past off: err = %v, entry past off asked %d times", err, *okN-before)
+	}
 	// off and direct answer not found with a reason.
 	_, err = chainOf(t, "off").List(ctx, "example.com/m")
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "off") {
@@ -82,10 +89,15 @@ func TestChainUnreachable(t *testing.T) {
 }
 
 func TestParseListErrors(t *testing.T) {
-	for _, list := range []string{"", ",", "ftp://x", "example.com", "https://", "https://https://h"} {
+	for _, list := range []string{"", ",", "ftp://x", "example", "/srv/mods", "https://", "https://https://h"} {
 		if _, err := ParseList(list, func(string) Source { return off{} }); err == nil {
 			t.Errorf("ParseList(%q) succeeded", list)
 		}
+	}
+	// A host without a scheme is an https proxy, as for the go command
+	// (the one parser, package proxylist, reads lists for config too).
+	if got := chainOf(t, "example.com/mirror/|http://a.example").String(); got != "https://example.com/mirror|http://a.example" {
+		t.Errorf("bare host: String() = %q", got)
 	}
 	// A doubled scheme puts the credentials where URL parsing does not
 	// see them: rejected, and not shown in the error.

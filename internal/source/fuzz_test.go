@@ -32,11 +32,17 @@ func FuzzParseVersionList(f *testing.F) {
 			t.Fatalf("%d versions from %d lines", len(versions), n)
 		}
 		for _, v := range versions {
-			if v == "" || strings.ContainsFunc(v, unicode.IsSpace) {
-				t.Fatalf("version %q: empty or with spaces", v)
+			// The version, or the version, one space and the time.
+			fields := strings.Split(v, " ")
+			if len(fields) > 2 || slices.ContainsFunc(fields, func(f string) bool {
+				return f == "" || strings.ContainsFunc(f, unicode.IsSpace)
+			}) {
+				t.Fatalf("entry %q: not a version and at most one more field", v)
 			}
-			if !strings.Contains(string(body), v) {
-				t.Fatalf("version %q is not in the body", v)
+			for _, f := range fields {
+				if !strings.Contains(string(body), f) {
+					t.Fatalf("entry %q: %q is not in the body", v, f)
+				}
 			}
 		}
 		// What it returns, written as a list, parses to the same.

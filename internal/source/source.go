@@ -1,5 +1,7 @@
 // Package source is where module files come from when they are not stored
-// yet: an upstream proxy chain in GOPROXY syntax (and, later, git servers).
+// yet: an upstream proxy chain in GOPROXY syntax (Chain of Upstreams), and
+// in front of it a Router that sends the modules matching a route's path
+// patterns to that route's source instead (later, git servers).
 //
 // A Source returns raw bytes exactly as the origin served them; checking
 // that they are what they claim to be is the caller's job (package modcheck).
@@ -11,12 +13,15 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/modgate/modgate/internal/proxylist"
 	"github.com/modgate/modgate/internal/redact"
 )
 
 // Source fetches module files from one origin or a chain of them.
 type Source interface {
-	// List returns the versions the origin knows, unfiltered.
+	// List returns the versions the origin knows, unfiltered, one entry per
+	// version: the version, followed by a space and the time the origin
+	// gave for it when its @v/list line had one ("v1.0.0 2019-03-01T12:00:00Z").
 	List(ctx context.Context, path string) ([]string, error)
 	// Latest returns the .info JSON of the origin's idea of the latest version.
 	Latest(ctx context.Context, path string) ([]byte, error)
@@ -81,6 +86,11 @@ func (e *FetchError) Error() string {
 }
 
 func (e *FetchError) Unwrap() error { return e.Err }
+
+// redactedName is an origin's name or URL with its credentials masked, in a
+// form that redacts to itself (proxylist.Redact): a Chain's String must
+// parse back to the same list.
+func redactedName(base string) string { return proxylist.Redact(base) }
 
 // ErrTooLarge is returned when an origin sends more than a file may hold.
 var ErrTooLarge = errors.New("response exceeds the size limit")

@@ -108,52 +108,6 @@ func NewUpstream(base string, client *http.Client) *Upstream {
 // String names the upstream, without its credentials.
 func (u *Upstream) String() string { return u.name }
 
-// redactedName is base with its credentials redacted, in a form that
-// redacts to itself: a Chain's String must parse back to the same list.
-// redact.URL alone is not always a fixed point (a query it had to replace
-// whole, "?REDACTED", is re-encoded as "?REDACTED=" the next time), so it
-// is applied until nothing changes; each pass only normalizes further.
-//
-// User information after a later "://" is masked too: a doubled scheme
-// ("https://https://user:pw@host") parses as host "https:" with the
-// credentials in the path, where redact.URL does not look.
-func redactedName(base string) string {
-	name := redact.URL(base)
-	for range 3 {
-		again := redact.URL(name)
-		if again == name {
-			break
-		}
-		name = again
-	}
-	return maskNestedUserinfo(name)
-}
-
-// maskNestedUserinfo replaces whatever lies between any "://" and an "@"
-// before the end of that authority with redact.Mask.
-func maskNestedUserinfo(s string) string {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "://")
-		if i < 0 {
-			b.WriteString(s)
-			return b.String()
-		}
-		b.WriteString(s[:i+3])
-		s = s[i+3:]
-		end := strings.IndexAny(s, "/?#")
-		if end < 0 {
-			end = len(s)
-		}
-		if at := strings.LastIndex(s[:end], "@"); at >= 0 {
-			if s[:at] != redact.Mask {
-				b.WriteString(redact.Mask)
-				s = s[at:]
-			}
-		}
-	}
-}
-
 func (u *Upstream) List(ctx context.Context, path string) ([]string, error) {
 	body, err := u.getSmall(ctx, path, "@v/list", path+" @v/list", maxListSize)
 	if err != nil {
@@ -163,14 +117,20 @@ func (u *Upstream) List(ctx context.Context, path string) ([]string, error) {
 }
 
 // ParseVersionList parses an @v/list answer: one version per line, possibly
-// followed by more fields (which are ignored, as the go command does).
-// Blank lines are skipped. Versions are not validated: that is the caller's
-// job, with the rules of the path they belong to.
+// followed by the time the origin gives for it (which the go command reads
+// when it looks for the newest pseudo-version) and more fields, which are
+// ignored. Each entry is the version, or the version, a space and the
+// line's second field. Blank lines are skipped. Nothing is validated: that
+// is the caller's job, with the rules of the path the versions belong to.
 func ParseVersionList(body []byte) []string {
 	var versions []string
 	for line := range strings.SplitSeq(string(body), "\n") {
-		if f := strings.Fields(line); len(f) > 0 {
+		switch f := strings.Fields(line); len(f) {
+		case 0:
+		case 1:
 			versions = append(versions, f[0])
+		default:
+			versions = append(versions, f[0]+" "+f[1])
 		}
 	}
 	return versions

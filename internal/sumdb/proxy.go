@@ -38,11 +38,10 @@ type Proxy struct {
 	log       *slog.Logger
 	now       func() time.Time
 
-	refreshes flightGroup[struct{}] // one move of the tree at a time
-	mu        sync.Mutex
-	okAt      time.Time // last time the tree was brought up to the database's
-	failAt    time.Time // last failed attempt, and why
-	failErr   error
+	mu      sync.Mutex
+	okAt    time.Time // last time the tree was brought up to the database's
+	failAt  time.Time // last failed attempt, and why
+	failErr error
 }
 
 // tileRefreshInterval is how often a tile beyond the verified tree may make
@@ -57,9 +56,7 @@ func NewProxy(v *Verifier, private func(string) bool, latestTTL time.Duration, l
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Proxy{v: v, private: private, latestTTL: latestTTL, log: log, now: time.Now}
-	p.refreshes.spawn = v.bg.start
-	return p
+	return &Proxy{v: v, private: private, latestTTL: latestTTL, log: log, now: time.Now}
 }
 
 // WriteErrorFunc writes a one-line text/plain error.
@@ -136,7 +133,10 @@ func (p *Proxy) refresh(ctx context.Context, maxAge time.Duration, backoff bool)
 	if backoff && failErr != nil && now.Sub(failAt) < maxAge {
 		return failErr
 	}
-	_, err := p.refreshes.do(ctx, "latest", opTimeout, func(ctx context.Context) (struct{}, error) {
+	// One move at a time, in the verifier's flights (so that its Close
+	// waits for it), keyed by the tree head's storage key.
+	st := p.v.state
+	return p.v.flights.Do(ctx, st.key(st.latestFile()), func(ctx context.Context) error {
 		err := p.v.advance(ctx)
 		p.mu.Lock()
 		if err == nil {
@@ -145,9 +145,8 @@ func (p *Proxy) refresh(ctx context.Context, maxAge time.Duration, backoff bool)
 			p.failAt, p.failErr = p.now(), err
 		}
 		p.mu.Unlock()
-		return struct{}{}, err
+		return err
 	})
-	return err
 }
 
 func (p *Proxy) serveLookup(w http.ResponseWriter, r *http.Request, modver string, writeError WriteErrorFunc) {

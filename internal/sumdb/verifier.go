@@ -12,6 +12,7 @@ import (
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb"
 
+	"github.com/modgate/modgate/internal/coord"
 	"github.com/modgate/modgate/internal/metrics"
 	"github.com/modgate/modgate/internal/redact"
 	"github.com/modgate/modgate/internal/store"
@@ -75,16 +76,19 @@ type Verifier struct {
 	db     DB
 	state  *state
 	remote *Remote
-	skip   string // GONOSUMDB-syntax patterns never checked
+	skip   string                 // GONOSUMDB-syntax patterns never checked
+	skipFn func(path string) bool // more paths never checked; may be nil
 	log    *slog.Logger
 
 	secMu  sync.Mutex
 	secMsg string // first security error seen, for /readyz
 
-	// lookups runs one database lookup per record at a time, shared by
-	// the prefetch and the go.mod and zip verifications of a version.
-	lookups flightGroup[*record]
-	bg      background // lookups and prefetches running, for Close
+	// flights runs one database lookup per record at a time, shared by
+	// the prefetch and the go.mod and zip verifications of a version, and
+	// one move of the tree head at a time (Proxy). Keys are the storage
+	// keys the calls fill.
+	flights *coord.Group
+	bg      background // prefetches running, for Close
 
 	stopCtx     context.Context // ended by Close: stops prefetches
 	stop        context.CancelFunc
@@ -106,7 +110,11 @@ type Config struct {
 	// NoSumDB lists path patterns (GONOSUMDB syntax) that are never checked
 	// and whose lookups never leave the process.
 	NoSumDB string
-	Logger  *slog.Logger
+	// Skip, if set, reports more paths treated as NoSumDB's (modgate
+	// passes --nosumdb and its private routes in one predicate). A path
+	// either names is exempt.
+	Skip   func(path string) bool
+	Logger *slog.Logger
 }
 
 // NewVerifier returns a verifier whose tree state and cache live in
@@ -120,10 +128,11 @@ func NewVerifier(cfg Config) *Verifier {
 		state:       newState(cfg.DB, cfg.Store),
 		remote:      cfg.Remote,
 		skip:        cfg.NoSumDB,
+		skipFn:      cfg.Skip,
 		log:         cfg.Logger,
 		prefetching: make(chan struct{}, maxPrefetches),
+		flights:     coord.NewGroup(coord.GroupConfig{Timeout: opTimeout, Logger: cfg.Logger}),
 	}
-	v.lookups.spawn = v.bg.start
 	v.stopCtx, v.stop = context.WithCancel(context.Background())
 	return v
 }
@@ -133,6 +142,7 @@ func NewVerifier(cfg Config) *Verifier {
 func (v *Verifier) Close() error {
 	v.stop()
 	v.bg.wait()
+	v.flights.Wait() // not Close: verifications after Close still share lookups
 	return nil
 }
 
@@ -141,7 +151,7 @@ func (v *Verifier) DB() DB { return v.db }
 
 // Skips reports whether path is exempt from checking (and from lookups).
 func (v *Verifier) Skips(path string) bool {
-	return module.MatchPrefixPatterns(v.skip, path)
+	return module.MatchPrefixPatterns(v.skip, path) || (v.skipFn != nil && v.skipFn(path))
 }
 
 // SecurityProblem returns the first security error seen, or "".
@@ -243,8 +253,12 @@ func (v *Verifier) record(ctx context.Context, path, version string) (*record, e
 	if err := ctx.Err(); err != nil {
 		return nil, &lookupError{Unavailable, err}
 	}
-	return v.lookups.do(ctx, path+"@"+version, opTimeout, func(ctx context.Context) (*record, error) {
-		return v.fetch(ctx, path, version)
+	file, err := v.state.lookupFile(path, version)
+	if err != nil {
+		return nil, &lookupError{NotInDB, err}
+	}
+	return coord.Shared(ctx, v.flights, v.state.key(file), func(ctx context.Context) (*record, error) {
+		return v.fetch(ctx, path, version, file)
 	})
 }
 
@@ -267,16 +281,13 @@ func (v *Verifier) verifyError(path, vers string, err error) *VerifyError {
 	return e
 }
 
-// fetch runs one lookup with its own x/mod Client (see lookupOps).
-func (v *Verifier) fetch(ctx context.Context, path, version string) (*record, error) {
-	file, err := v.state.lookupFile(path, version)
-	if err != nil {
-		return nil, &lookupError{NotInDB, err}
-	}
+// fetch runs one lookup, whose answer is stored as file, with its own x/mod
+// Client (see lookupOps).
+func (v *Verifier) fetch(ctx context.Context, path, version, file string) (*record, error) {
 	ops := newLookupOps(ctx, v, file)
 	c := sumdb.NewClient(ops)
 	c.SetGONOSUMDB(v.skip)
-	_, err = c.Lookup(path, version)
+	_, err := c.Lookup(path, version)
 	ops.finish(err == nil)
 	ops.mu.Lock()
 	answer, notFound := ops.answer, ops.notFound
@@ -319,4 +330,39 @@ func (v *Verifier) securityError(msg string) {
 	metrics.SumDBSecurityErrors.Inc()
 	v.log.Error("CHECKSUM DATABASE SECURITY ERROR: the database presented a tree inconsistent with the one stored; "+
 		"verification refuses every module until an operator investigates", "db", v.db.Name, "detail", msg)
+}
+
+// background counts goroutines so that Close can wait for them.
+type background struct {
+	mu   sync.Mutex
+	n    int
+	idle *sync.Cond
+}
+
+func (b *background) start(fn func()) {
+	b.mu.Lock()
+	if b.idle == nil {
+		b.idle = sync.NewCond(&b.mu)
+	}
+	b.n++
+	b.mu.Unlock()
+	go func() {
+		defer func() {
+			b.mu.Lock()
+			b.n--
+			if b.n == 0 {
+				b.idle.Broadcast()
+			}
+			b.mu.Unlock()
+		}()
+		fn()
+	}()
+}
+
+func (b *background) wait() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.n > 0 {
+		b.idle.Wait()
+	}
 }

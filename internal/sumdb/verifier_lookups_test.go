@@ -217,13 +217,21 @@ func TestVerifyHonoursContext(t *testing.T) {
 	expect(t, h.aborted, "the database request ending")
 }
 
+// waitUntil waits until cond holds.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(waitFor); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not happen within %v", what, waitFor)
+		}
+	}
+}
+
 // TestLookupSharedByCallers: callers of one record share one lookup; one
 // giving up does not fail the others, nor stop the lookup.
 func TestLookupSharedByCallers(t *testing.T) {
 	h := newHangingDB(t)
 	v := h.verifier(t)
-	joined := make(chan string, 3)
-	v.lookups.joined = func(key string) { joined <- key }
 	quitter, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 3)
 	go func() { errc <- v.Verify(quitter, modX, "v1.0.0", false, fakeH1(modX+" zip")) }()
@@ -232,9 +240,9 @@ func TestLookupSharedByCallers(t *testing.T) {
 		what := map[bool]string{false: "zip", true: "mod"}[gomod]
 		go func() { errc <- v.Verify(context.Background(), modX, "v1.0.0", gomod, fakeH1(modX+" "+what)) }()
 	}
-	for range 3 {
-		expect(t, joined, "a caller joining the lookup")
-	}
+	waitUntil(t, "3 callers waiting for the lookup", func() bool {
+		return v.flights.Waiting("sumdb/"+testDBName+"/lookup/"+modX+"@v1.0.0") == 3
+	})
 	cancel()
 	verifyErr(t, expect(t, errc, "the quitter returning"), Unavailable)
 	h.unblock()
