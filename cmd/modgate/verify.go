@@ -16,6 +16,7 @@ import (
 	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/modcheck"
 	"github.com/modgate/modgate/internal/progress"
+	"github.com/modgate/modgate/internal/server"
 	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/sumdb"
 )
@@ -53,13 +54,16 @@ func verify(args []string) error {
 		return errors.New("--sumdb off: there is no checksum database to verify against")
 	}
 	log := newLogger(cfg)
-	b, err := newBackends(cfg, log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	// The storage and checksum database exactly as "modgate serve" builds
+	// them from the same options; nothing is served.
+	srv, err := server.New(ctx, cfg, server.WithLogger(log))
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	sum, err := verifyStore(ctx, b.disk, b.verifier, quarantine, os.Stdout, progress.New(os.Stderr, "verifying"))
+	defer srv.Close()
+	sum, err := verifyStore(ctx, srv.Store(), srv.Verifier(), quarantine, os.Stdout, progress.New(os.Stderr, "verifying"))
 	fmt.Printf("%d files checked: %d verified, %d skipped (--nosumdb), %d mismatched, %d errors", sum.checked, sum.ok, sum.skipped, sum.mismatched, sum.errors)
 	if quarantine {
 		fmt.Printf(", %d quarantined", sum.quarantined)

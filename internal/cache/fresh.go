@@ -1,13 +1,13 @@
 package cache
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"time"
 
+	"github.com/modgate/modgate/internal/coord"
 	"github.com/modgate/modgate/internal/metrics"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
@@ -73,13 +73,13 @@ func countResult(kind, result string) {
 //     fails and an expired not-found answer is still remembered, that is
 //     served (stale-if-error).
 func (m *Modules) fresh(ctx context.Context, q question, fetch fetcher) (*entry, string, error) {
-	e, legacy := m.loadAnswer(ctx, q)
+	e, _ := m.loadAnswer(ctx, q)
 	now := m.now()
 	if e != nil {
-		if age := now.Sub(e.Fetched); age >= 0 && age < m.cfg.ListTTL {
+		if m.isFresh(e, now) {
 			return e, resultHit, nil
 		}
-		m.refreshBehind(q, fetch)
+		m.refreshBehind(ctx, q, fetch)
 		return e, resultStale, nil
 	}
 	mk := newMemKey(q.key)
@@ -91,44 +91,96 @@ func (m *Modules) fresh(ctx context.Context, q question, fetch fetcher) (*entry,
 	if err != nil {
 		return nil, resultRateLimited, err
 	}
-	e, err = waitFlight(ctx, m, "refresh:"+q.key, func(fctx context.Context) (*entry, error) {
-		return m.refresh(fctx, q, legacy, fetch)
+	r, err := flight(ctx, m, q.key, func(fctx context.Context) (refreshed, error) {
+		return m.refresh(fctx, q, fetch)
 	})
 	g.done(err == nil)
 	if err != nil && negErr != nil && !errors.Is(err, source.ErrNotFound) {
 		m.log.Warn("upstream failed; serving the last not-found answer", "module", q.path, "file", q.kind, "err", err)
 		return nil, resultStaleIfError, negErr
 	}
-	return e, resultMiss, err
+	if r.kept {
+		return r.e, resultHit, nil
+	}
+	return r.e, resultMiss, err
+}
+
+// isFresh reports whether the kept answer e is younger than ListTTL at now.
+func (m *Modules) isFresh(e *entry, now time.Time) bool {
+	age := now.Sub(e.Fetched)
+	return age >= 0 && age < m.cfg.ListTTL
 }
 
 // refreshBehind refreshes q in the background: one refresh per key at a
 // time, however many stale hits arrive while it runs (later hits start
-// nothing at all), and at most maxBackground refreshes in all.
-func (m *Modules) refreshBehind(q question, fetch fetcher) {
-	if _, busy := m.refreshing.LoadOrStore(q.key, struct{}{}); busy {
-		return
+// nothing at all), and at most maxBackground refreshes in this process.
+//
+// The refresh holds the lease "refreshing/<key>" while it runs. The lease
+// is not the flight's lock (the flight's key is the storage key): with one
+// lock service for both, the refresh's own flight must not wait for it.
+func (m *Modules) refreshBehind(ctx context.Context, q question, fetch fetcher) {
+	locks := m.cfg.Locks
+	if q.inMemory {
+		locks = &m.memLocks
+	}
+	lease, ok, err := locks.TryLock(ctx, "refreshing/"+q.key, refreshLease(m.cfg.FetchTimeout))
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return // the client has gone; a later stale hit refreshes
+	case err != nil:
+		// Coordination saves work; it must not stop it.
+		m.log.Warn("lock service failed; refreshing without a lease", "key", q.key, "err", err)
+	case !ok:
+		return // being refreshed, by this process or another one
 	}
 	started := m.background(func(bctx context.Context) {
-		defer m.refreshing.Delete(q.key)
-		_, err := waitFlight(bctx, m, "refresh:"+q.key, func(fctx context.Context) (*entry, error) {
-			return m.refresh(fctx, q, true, fetch)
+		defer m.release(lease, q.key)
+		_, err := coord.Shared(bctx, m.flights, q.key, func(fctx context.Context) (refreshed, error) {
+			return m.refresh(fctx, q, fetch)
 		})
-		if err != nil && !errors.Is(err, source.ErrNotFound) && !errors.Is(err, context.Canceled) {
+		if err != nil && !errors.Is(err, source.ErrNotFound) && !errors.Is(err, context.Canceled) && !errors.Is(err, coord.ErrClosed) {
 			m.log.Warn("background refresh failed; serving stale answer", "module", q.path, "file", q.kind, "err", err)
 		}
 	})
 	if !started {
-		m.refreshing.Delete(q.key)
+		m.release(lease, q.key)
 	}
+}
+
+// release ends the refresh lease of key, if there is one. The refresh may
+// have ended with its context, so the release gets its own.
+func (m *Modules) release(lease coord.Lease, key string) {
+	if lease == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+	defer cancel()
+	if err := lease.Release(ctx); err != nil {
+		m.log.Warn("cannot release refresh lease; it frees itself when it expires", "key", key, "lease", refreshLease(m.cfg.FetchTimeout), "err", err)
+	}
+}
+
+// refreshed is the outcome of refresh: the answer, and whether it was
+// found kept and fresh rather than fetched.
+type refreshed struct {
+	e    *entry
+	kept bool
 }
 
 // refresh fetches the answer to q and keeps it: a positive answer where q
 // keeps its answers, a not-found answer in memory (for NegativeTTL), after
-// dropping the previous answer when stored says there is one: the source
-// now says the module (or query) does not exist, and that must not be served
-// stale later.
-func (m *Modules) refresh(ctx context.Context, q question, stored bool, fetch fetcher) (*entry, error) {
+// dropping the previous answer if there is one: the source now says the
+// module (or query) does not exist, and that must not be served stale later.
+//
+// It first looks at what is kept: an answer found missing or stale by the
+// caller may have been refreshed since, by a flight that ended just before
+// this one or, with replicas over one storage, by another replica. A fresh
+// one is answered without asking the source.
+func (m *Modules) refresh(ctx context.Context, q question, fetch fetcher) (refreshed, error) {
+	kept, legacy := m.loadAnswer(ctx, q)
+	if kept != nil && m.isFresh(kept, m.now()) {
+		return refreshed{e: kept, kept: true}, nil
+	}
 	start := time.Now()
 	e, err := fetch(ctx)
 	observeFetch(q.kind, start, err)
@@ -139,17 +191,17 @@ func (m *Modules) refresh(ctx context.Context, q question, stored bool, fetch fe
 		m.neg.remove(mk)
 		e.Fetched = m.now()
 		m.saveAnswer(ctx, q, e)
-		return e, nil
+		return refreshed{e: e}, nil
 	case errors.Is(err, source.ErrNotFound):
 		if m.cfg.NegativeTTL > 0 {
 			m.neg.put(mk, err, m.now().Add(m.cfg.NegativeTTL))
 		}
-		if stored {
+		if kept != nil || legacy {
 			m.dropAnswer(ctx, q)
 		}
-		return nil, err
+		return refreshed{}, err
 	default:
-		return nil, err
+		return refreshed{}, err
 	}
 }
 
@@ -242,5 +294,5 @@ func (m *Modules) storeEntry(ctx context.Context, key string, e *entry) error {
 	if err != nil {
 		return err
 	}
-	return m.cfg.Store.Put(ctx, key, bytes.NewReader(data))
+	return m.put(ctx, key, data)
 }

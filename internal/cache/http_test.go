@@ -24,9 +24,10 @@ import (
 	"golang.org/x/mod/sumdb/dirhash"
 
 	"github.com/modgate/modgate/internal/cache"
-	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/modcheck"
 	"github.com/modgate/modgate/internal/protocol"
+	"github.com/modgate/modgate/internal/server"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/testenv"
@@ -35,9 +36,10 @@ import (
 type stack struct {
 	up      *testenv.Upstream
 	dataDir string
-	modules *cache.Modules
+	// modules is what the handler asks: the cache.
+	modules protocol.Modules
 	handler http.Handler
-	srv     *httptest.Server
+	url     string
 }
 
 func fixtureTree(t *testing.T) string {
@@ -52,42 +54,38 @@ func fixtureTree(t *testing.T) string {
 	return dir
 }
 
-// newStack serves a cache built by newCache (nil: cache.New) over a fresh
-// disk store, with the fixture upstream as its source, unless upstream (a
-// GOPROXY list) is given.
-func newStack(t *testing.T, cfg cache.Config, newCache func(cache.Config) *cache.Modules, upstream string) *stack {
+// newStack serves modgate (server.New, Listen, Serve) over a fresh data
+// dir, with the fixture upstream as its only upstream unless upstream (a
+// GOPROXY list) is given, verification off and no upstream rate limit;
+// edit, if set, changes that configuration before the server is built.
+func newStack(t *testing.T, upstream string, edit func(*config.Config), opts ...server.Option) *stack {
 	t.Helper()
 	s := &stack{up: testenv.NewUpstream(t, fixtureTree(t)), dataDir: filepath.Join(t.TempDir(), "data")}
 	if upstream == "" {
 		upstream = s.up.URL()
 	}
-	disk, err := store.NewDisk(s.dataDir)
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = s.dataDir
+	cfg.Upstream = upstream
+	cfg.SumDB = "off"
+	cfg.UpstreamRate = 0
+	cfg.ListTTL, cfg.NegativeTTL, cfg.FetchTimeout = time.Minute, time.Minute, 30*time.Second
+	if edit != nil {
+		edit(cfg)
+	}
+	opts = append([]server.Option{server.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
+	srv, err := server.New(t.Context(), cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain, err := source.ParseList(upstream, func(base string) source.Source {
-		return source.NewUpstream(base, source.NewHTTPClient())
-	})
+	t.Cleanup(srv.Close)
+	ln, err := srv.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Store, cfg.Source, cfg.ScratchDir = disk, chain, disk.StagingDir()
-	if cfg.ListTTL == 0 {
-		cfg.ListTTL = time.Minute
-	}
-	if cfg.NegativeTTL == 0 {
-		cfg.NegativeTTL = time.Minute
-	}
-	cfg.FetchTimeout = 30 * time.Second
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if newCache == nil {
-		newCache = cache.New
-	}
-	s.modules = newCache(cfg)
-	t.Cleanup(s.modules.Close)
-	s.handler = goproxy.Instrument(cfg.Logger, &goproxy.Handler{Modules: s.modules})
-	s.srv = httptest.NewServer(s.handler)
-	t.Cleanup(s.srv.Close)
+	go srv.Serve(ln) // until srv.Close
+	s.modules, s.handler, s.url = srv.Modules(), srv.Handler(), "http://"+ln.Addr().String()
 	return s
 }
 
@@ -99,7 +97,7 @@ type response struct {
 
 func (s *stack) get(t *testing.T, path string, hdr ...string) response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, s.srv.URL+path, nil)
+	req, err := http.NewRequest(http.MethodGet, s.url+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,9 +149,11 @@ func randomName() string {
 // that remembers them bounded by its table size.
 func TestRandomMissesLeaveNoStoredState(t *testing.T) {
 	const negSize, querySize = 256, 16
-	s := newStack(t, cache.Config{}, func(cfg cache.Config) *cache.Modules {
-		return cache.NewWithLimits(cfg, negSize, querySize, 16)
-	}, "")
+	var c *cache.Modules
+	s := newStack(t, "", nil, server.WithNewCache(func(cfg cache.Config) *cache.Modules {
+		c = cache.NewWithLimits(cfg, negSize, querySize, 16)
+		return c
+	}))
 	// A module that exists, fetched once: its files and list are stored.
 	for _, p := range []string{"/example.com/m/@v/list", "/example.com/m/@latest",
 		"/example.com/m/@v/v1.0.0.info", "/example.com/m/@v/v1.0.0.mod", "/example.com/m/@v/v1.0.0.zip"} {
@@ -213,7 +213,7 @@ func TestRandomMissesLeaveNoStoredState(t *testing.T) {
 		t.Errorf("%d requests for missing things added %d files and directories to the data dir, want none; e.g. %q",
 			requests, len(added), added[:min(len(added), 5)])
 	}
-	neg, queries, _ := s.modules.TableLens()
+	neg, queries, _ := c.TableLens()
 	if neg > negSize || queries > querySize {
 		t.Errorf("in-memory tables hold %d not-found answers and %d queries, bounds %d and %d", neg, queries, negSize, querySize)
 	}
@@ -250,7 +250,7 @@ func (c *fixedClock) Advance(d time.Duration) {
 // still served; other addresses are not limited.
 func TestRateLimitOverHTTP(t *testing.T) {
 	clock := &fixedClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	s := newStack(t, cache.Config{UpstreamRate: 1, UpstreamBurst: 2, Now: clock.Now}, nil, "")
+	s := newStack(t, "", func(cfg *config.Config) { cfg.UpstreamRate, cfg.UpstreamBurst = 1, 2 }, server.WithClock(clock.Now))
 	if r := s.get(t, "/example.com/m/@v/v1.0.0.info"); r.status != http.StatusOK {
 		t.Fatalf("found lookup: %d %s", r.status, r.body)
 	}
@@ -306,7 +306,7 @@ func TestRateLimitOverHTTP(t *testing.T) {
 // that question, is marked and not cacheable by clients; and that the
 // answer is an ordinary one again once the upstream is back.
 func TestDegradedAnswersNotCacheable(t *testing.T) {
-	s := newStack(t, cache.Config{}, nil, "")
+	s := newStack(t, "", nil)
 	for _, p := range []string{"/example.com/m/@v/v1.0.0.info", "/example.com/m/@v/v1.0.0.mod"} {
 		if r := s.get(t, p); r.status != http.StatusOK {
 			t.Fatalf("GET %s: %d %s", p, r.status, r.body)
@@ -360,7 +360,7 @@ func TestInvalidAnswerNamesOrigin(t *testing.T) {
 		}
 		return true
 	})
-	s := newStack(t, cache.Config{}, nil, empty.URL()+","+liar.URL())
+	s := newStack(t, empty.URL()+","+liar.URL(), nil)
 	for _, p := range []string{"/example.com/m/@v/v1.0.0.info", "/example.com/m/@v/main.info",
 		"/example.com/m/@v/v1.0.0.mod", "/example.com/m/@v/v1.0.0.zip", "/example.com/m/@latest"} {
 		r := s.get(t, p)
@@ -381,7 +381,7 @@ func TestProvenance(t *testing.T) {
 	empty := testenv.NewUpstream(t, t.TempDir()) // answers 404: the chain falls through
 	tree := fixtureTree(t)
 	up := testenv.NewUpstream(t, tree)
-	s := newStack(t, cache.Config{}, nil, empty.URL()+","+up.URL())
+	s := newStack(t, empty.URL()+","+up.URL(), nil)
 	ctx := context.Background()
 	before := time.Now().Add(-time.Second)
 
@@ -473,7 +473,7 @@ func TestListKeepsTimes(t *testing.T) {
 		fmt.Fprint(w, "v1.1.0 2021-06-07T08:09:10+02:00 more fields\n\n  v1.0.0\t2019-03-01T12:00:00Z\nv1.2.0 yesterday\n")
 		return true
 	})
-	s := newStack(t, cache.Config{}, nil, up.URL())
+	s := newStack(t, up.URL(), nil)
 	const want = "v1.0.0 2019-03-01T12:00:00Z\nv1.1.0 2021-06-07T08:09:10+02:00\nv1.2.0\n"
 	for round := range 2 {
 		r := s.get(t, "/example.com/m/@v/list")

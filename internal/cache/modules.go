@@ -3,7 +3,8 @@
 // canonical version are immutable and kept forever; lists, @latest and
 // branch/commit queries are cached with a TTL, refreshed in the background
 // and served stale when the source fails. Concurrent identical misses share
-// one fetch.
+// one fetch, and a stale answer is refreshed once however many ask for it
+// (package coord).
 //
 // Modules is a protocol.Modules: the HTTP handler, and every wrapper in
 // front of the cache, asks it through that interface. Its answers say
@@ -25,8 +26,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
+	"github.com/modgate/modgate/internal/coord"
 	"github.com/modgate/modgate/internal/metrics"
 	"github.com/modgate/modgate/internal/protocol"
 	"github.com/modgate/modgate/internal/source"
@@ -59,6 +59,11 @@ type Config struct {
 	Verifier Verifier
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Locks hands out the lease that lets one background refresh of a
+	// stored list or @latest run at a time; nil means in-process locks
+	// (coord.LocalLocks). A lock service shared by replicas over one
+	// storage makes it one refresh among all of them.
+	Locks coord.Locks
 }
 
 // Verifier checks the h1: hash of a module's zip, or of its go.mod when
@@ -73,17 +78,30 @@ type prefetcher interface {
 	Prefetch(path, version string)
 }
 
-// maxBackground bounds the background refreshes running at once. A stale
-// hit that finds them all busy is served stale without starting one; a later
-// hit on the same key tries again.
+// maxBackground bounds the background refreshes running at once in this
+// process. A stale hit that finds them all busy is served stale without
+// starting one; a later hit on the same key tries again.
 const maxBackground = 64
+
+// refreshLease is how long the lease of a background refresh lasts: longer
+// than the refresh itself (bounded by FetchTimeout), so that it expires on
+// its own only when its holder died; it is released when the refresh ends.
+func refreshLease(fetchTimeout time.Duration) time.Duration { return fetchTimeout + time.Minute }
+
+// releaseTimeout bounds the release of a refresh lease, whose refresh's
+// context may have ended.
+const releaseTimeout = 10 * time.Second
 
 // Modules is the module cache, the protocol.Modules that every wrapper
 // ends at.
 type Modules struct {
-	cfg    Config
-	log    *slog.Logger
-	flight singleflight.Group
+	cfg Config
+	log *slog.Logger
+	// flights runs one fetch per storage key at a time, its result shared
+	// by the requests that wait for it. Its calls are bounded by
+	// FetchTimeout and ended by Close, which waits for them: nothing
+	// writes to storage once Close has returned.
+	flights *coord.Group
 	// neg remembers not-found answers (in memory only, bounded).
 	neg negativeCache
 	// queries holds answers to branch and commit queries (in memory only,
@@ -91,14 +109,16 @@ type Modules struct {
 	// let anyone grow storage without bound.
 	queries queryCache
 	limit   *limiter // nil: lookups are not rate-limited
-	// refreshing holds the keys of mutable answers being refreshed in the
-	// background; at most maxBackground at once (bgSlots).
-	refreshing sync.Map
-	bgSlots    chan struct{}
+	// memLocks hold the refresh leases of answers kept in this process's
+	// memory (queries): a lock service shared by replicas (cfg.Locks) must
+	// not stop one replica from refreshing its own copy.
+	memLocks coord.LocalLocks
+	// bgSlots bounds the background refreshes of this process: at most
+	// maxBackground at once.
+	bgSlots chan struct{}
 
-	// bg tracks background refreshes and fetches so Close can wait for
-	// them; closed, under bgMu, stops new ones from starting once Close has
-	// begun.
+	// bg tracks background refreshes so Close can wait for them; closed,
+	// under bgMu, stops new ones from starting once Close has begun.
 	bgMu     sync.Mutex
 	closed   bool
 	bg       sync.WaitGroup
@@ -120,7 +140,11 @@ func newModules(cfg Config, lim limits) *Modules {
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = 10 * time.Minute
 	}
+	if cfg.Locks == nil {
+		cfg.Locks = &coord.LocalLocks{}
+	}
 	m := &Modules{cfg: cfg, log: cfg.Logger,
+		flights: coord.NewGroup(coord.GroupConfig{Timeout: cfg.FetchTimeout, Logger: cfg.Logger}),
 		neg:     newNegativeCache(lim.negative),
 		queries: newQueryCache(lim.queries),
 		bgSlots: make(chan struct{}, maxBackground),
@@ -131,11 +155,14 @@ func newModules(cfg Config, lim limits) *Modules {
 }
 
 // Close stops background refreshes and fetches and waits for them to end.
+// Requests waiting for a fetch then fail; fetches asked for later fail at
+// once.
 func (m *Modules) Close() {
 	m.bgMu.Lock()
 	m.closed = true
 	m.bgMu.Unlock()
 	m.bgCancel()
+	m.flights.Close()
 	m.bg.Wait()
 }
 
@@ -155,10 +182,14 @@ func (m *Modules) background(fn func(ctx context.Context)) bool {
 	default:
 		return false
 	}
-	if !m.track() {
+	m.bgMu.Lock()
+	if m.closed {
+		m.bgMu.Unlock()
 		<-m.bgSlots
 		return false
 	}
+	m.bg.Add(1) // not once Close waits: Add and Wait must not race
+	m.bgMu.Unlock()
 	go func() {
 		defer func() { <-m.bgSlots; m.bg.Done() }()
 		ctx, cancel := context.WithTimeout(m.bgCtx, m.cfg.FetchTimeout)
@@ -168,42 +199,38 @@ func (m *Modules) background(fn func(ctx context.Context)) bool {
 	return true
 }
 
-// track counts one more goroutine for Close to wait for, unless Close has
-// begun.
-func (m *Modules) track() bool {
-	m.bgMu.Lock()
-	defer m.bgMu.Unlock()
-	if m.closed {
-		return false
-	}
-	m.bg.Add(1)
-	return true
-}
-
 // errClosed fails fetches asked for after Close.
 var errClosed = errors.New("modgate is shutting down; try again")
 
-// waitFlight runs fn once for all concurrent callers of m with the same
-// key, and gives each fn's result. The fetch is detached from the first
-// caller's context (a client that hangs up must not fail the others),
-// bounded by FetchTimeout, and ended by Close, which waits for it: nothing
-// writes to storage once Close has returned. Each caller stops waiting when
-// its own context ends. Callers share the result: they must not modify it.
-func waitFlight[T any](ctx context.Context, m *Modules, key string, fn func(context.Context) (T, error)) (T, error) {
-	ch := m.flight.DoChan(key, func() (any, error) {
-		if !m.track() {
-			return nil, errClosed
-		}
-		defer m.bg.Done()
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.FetchTimeout)
-		defer cancel()
-		defer context.AfterFunc(m.bgCtx, cancel)()
-		return fn(fctx)
-	})
+// flight runs fn as the one fetch of key among concurrent callers
+// (m.flights) and gives each caller its result, which they share and must
+// not modify. key is the storage key the fetch fills: module files and
+// mutable answers have different keys (store.VersionKey, store.MetaKey).
+//
+// The fetch runs detached from its callers (keeping their context's values)
+// and is not given up when they are: a client that hangs up during a long
+// zip download wastes nothing, as the file is stored for the next request,
+// and the clients that joined meanwhile still get it. coord.Group cancels a
+// call that every caller has left, so the caller waits through a goroutine
+// that never leaves: the fetch ends when fn returns, at FetchTimeout (the
+// Group's timeout) or at Close. The caller itself stops waiting when its
+// own ctx ends.
+func flight[T any](ctx context.Context, m *Modules, key string, fn func(context.Context) (T, error)) (T, error) {
+	type outcome struct {
+		v   T
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		v, err := coord.Shared(context.WithoutCancel(ctx), m.flights, key, fn)
+		done <- outcome{v, err}
+	}()
 	select {
-	case r := <-ch:
-		v, _ := r.Val.(T)
-		return v, r.Err
+	case o := <-done:
+		if errors.Is(o.err, coord.ErrClosed) {
+			o.err = errClosed
+		}
+		return o.v, o.err
 	case <-ctx.Done():
 		var zero T
 		return zero, ctx.Err()

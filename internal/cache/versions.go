@@ -94,9 +94,15 @@ func (m *Modules) rememberInfo(ctx context.Context, path, version string, data [
 	if _, err := m.cfg.Store.Stat(ctx, key); err == nil {
 		return
 	}
-	if err := m.cfg.Store.Put(ctx, key, bytes.NewReader(data)); err != nil {
+	if err := m.put(ctx, key, data); err != nil {
 		m.log.Warn("cannot store .info", "module", path, "version", version, "err", err)
 	}
+}
+
+// put stores data under key with its size given (store.PutSized), so that
+// an object store sends it in one request of known length.
+func (m *Modules) put(ctx context.Context, key string, data []byte) error {
+	return store.PutSized(ctx, m.cfg.Store, key, bytes.NewReader(data), int64(len(data)))
 }
 
 // fetchInfo fetches the .info of a canonical version, checks it and stores
@@ -111,7 +117,7 @@ func (m *Modules) fetchInfo(ctx context.Context, path, version, key string) (fet
 	if _, err := modcheck.ParseInfo(data, path, version); err != nil {
 		return fetched{}, &protocol.InvalidError{Source: name, What: path + "@" + version + " .info", Err: err}
 	}
-	return fetched{origin: name}, m.cfg.Store.Put(ctx, key, bytes.NewReader(data))
+	return fetched{origin: name}, m.put(ctx, key, data)
 }
 
 // GoMod returns the go.mod of a canonical version.
@@ -139,7 +145,7 @@ func (m *Modules) fetchGoMod(ctx context.Context, path, version, key string) (fe
 			return fetched{}, fmt.Errorf("%w (go.mod from %s)", err, f.origin)
 		}
 	}
-	return f, m.cfg.Store.Put(ctx, key, bytes.NewReader(data))
+	return f, m.put(ctx, key, data)
 }
 
 // Zip returns the module zip of a canonical version.
@@ -194,18 +200,13 @@ func (m *Modules) fetchZip(ctx context.Context, path, version, key string) (fetc
 	}
 	// The hash goes first: a zip is visible only once it is complete, and
 	// by then its hash is already beside it.
-	if err := m.cfg.Store.Put(ctx, hashKey, strings.NewReader(f.h1+"\n")); err != nil {
+	if err := m.put(ctx, hashKey, []byte(f.h1+"\n")); err != nil {
 		return fetched{}, err
 	}
-	if canMove {
-		return f, fp.PutFile(ctx, key, tmp.Name())
-	}
-	stored, err := os.Open(tmp.Name())
-	if err != nil {
-		return fetched{}, fmt.Errorf("scratch space: %w", err)
-	}
-	defer stored.Close()
-	return f, m.cfg.Store.Put(ctx, key, stored)
+	// A store that takes files moves the staging file into place; any
+	// other reads the scratch file with its size given (store.PutSized),
+	// which an object store needs to upload it without buffering.
+	return f, store.PutFile(ctx, m.cfg.Store, key, tmp.Name())
 }
 
 // fetched is what a fetch of a module file learned besides the file: who
@@ -245,7 +246,7 @@ func (m *Modules) immutable(ctx context.Context, path, version, ext string, fetc
 		return nil, err
 	}
 	countResult(ext, resultMiss)
-	how, err := waitFlight(ctx, m, key, func(fctx context.Context) (fetched, error) {
+	how, err := flight(ctx, m, key, func(fctx context.Context) (fetched, error) {
 		// Another flight may have stored it between our miss and this flight.
 		if _, err := m.cfg.Store.Stat(fctx, key); err == nil {
 			return fetched{stored: true}, nil

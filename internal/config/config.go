@@ -76,6 +76,10 @@ type Config struct {
 	// NoSumDB lists module path patterns (GONOSUMDB syntax) that are never
 	// verified and whose lookups are never sent out.
 	NoSumDB string
+	// Prefetch makes modgate fetch, when it serves a go.mod, the .info and
+	// go.mod files of the modules it requires before clients ask for them
+	// (package prefetch).
+	Prefetch bool
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string
 	// LogFormat is json or text.

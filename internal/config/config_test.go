@@ -87,6 +87,7 @@ func TestDefaults(t *testing.T) {
 		SendTimeout:         30 * time.Second,
 		MaxConns:            4096,
 		SumDB:               "sum.golang.org",
+		Prefetch:            true,
 		LogLevel:            "info",
 		LogFormat:           "json",
 	}
@@ -344,7 +345,11 @@ func TestHelpAndUsage(t *testing.T) {
 	Usage(&buf)
 	usage := buf.String()
 	for _, o := range new(Config).options() {
-		if !strings.Contains(usage, "--"+o.name+" ") || !strings.Contains(usage, "env "+EnvName(o.name)) {
+		named := "--" + o.name + " " // followed by its kind; a bool flag by nothing
+		if o.isBool {
+			named = "--" + o.name + "\n"
+		}
+		if !strings.Contains(usage, named) || !strings.Contains(usage, "env "+EnvName(o.name)) {
 			t.Errorf("usage does not describe %s:\n%s", o.name, usage)
 		}
 	}

@@ -39,6 +39,7 @@ func (c *Config) options() []*option {
 		opt(&c.MaxConns, "max-conns", intKind, 4096, "most client connections open at once; further clients wait to be accepted (lowered at start to fit the open-file limit)", greaterThanZero[int]),
 		opt(&c.SumDB, "sumdb", stringKind, "sum.golang.org", "checksum database to verify public modules against, GOSUMDB syntax (\"name\", \"name+key [URL]\"); \"off\" disables verification", notEmpty),
 		opt(&c.NoSumDB, "nosumdb", stringKind, "", "comma-separated module path patterns (GONOSUMDB syntax) never verified and never looked up", globList),
+		opt(&c.Prefetch, "prefetch", boolKind, true, "when serving a go.mod, fetch the .info and go.mod of the modules it requires before clients ask for them (never zips; bounded, dropped under load)"),
 		opt(&c.LogLevel, "log-level", stringKind, "info", "log level: debug, info, warn or error", oneOf("debug", "info", "warn", "error")),
 		opt(&c.LogFormat, "log-format", stringKind, "json", "log format: json or text", oneOf("json", "text")),
 	}

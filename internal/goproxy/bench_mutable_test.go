@@ -8,7 +8,7 @@ import "testing"
 
 func benchWarmMutable(b *testing.B, suffix string) {
 	env := newBenchEnv(b)
-	url := env.proxy.URL + "/" + benchSmall + "/" + suffix
+	url := env.url + "/" + benchSmall + "/" + suffix
 	size := get(b, env.client, url, -1) // cold: fetched from the upstream and stored
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -1,11 +1,11 @@
 package goproxy_test
 
-// Benchmarks of the HTTP handler stack as modgate serves it: Instrument over
-// the GOPROXY handler over a real module cache on a disk store, fetching from
-// a fixture upstream through a source chain. Every request is warm (the file
-// was fetched and stored before the timer starts), goes through a real
-// httptest server and a real keep-alive http.Client, and reads the whole
-// body. BenchmarkFileServerInfo serves the same .info file with
+// Benchmarks of the HTTP handler stack as modgate serves it (server.New):
+// Instrument over the GOPROXY handler over a real module cache on a disk
+// store, fetching from a fixture upstream through a source chain. Every
+// request is warm (the file was fetched and stored before the timer
+// starts), goes through the server's own listener and http.Server and a
+// real keep-alive http.Client, and reads the whole body. BenchmarkFileServerInfo serves the same .info file with
 // http.FileServer, as the floor to compare with.
 //
 //	go test -run '^$' -bench . -benchmem ./internal/goproxy/
@@ -28,11 +28,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modgate/modgate/internal/cache"
-	"github.com/modgate/modgate/internal/goproxy"
-	"github.com/modgate/modgate/internal/httpserver"
-	"github.com/modgate/modgate/internal/source"
-	"github.com/modgate/modgate/internal/store"
+	"github.com/modgate/modgate/internal/config"
+	"github.com/modgate/modgate/internal/server"
 	"github.com/modgate/modgate/internal/testenv"
 )
 
@@ -106,12 +103,12 @@ func benchFixture(b *testing.B) map[string][]byte {
 
 type benchEnv struct {
 	treeDir string
-	proxy   *httptest.Server
+	url     string // modgate's
 	client  *http.Client
 }
 
-// newBenchEnv serves the handler stack over a fresh disk store in
-// b.TempDir(), with a fixture upstream serving the fixture tree.
+// newBenchEnv serves modgate (server.New, Listen, Serve) over a fresh data
+// dir in b.TempDir(), with a fixture upstream serving the fixture tree.
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
 	files := benchFixture(b)
@@ -128,37 +125,29 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	}
 	up := testenv.NewUpstream(b, treeDir)
 
-	dataDir := filepath.Join(root, "data")
-	disk, err := store.NewDisk(dataDir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	chain, err := source.ParseList(up.URL(), func(base string) source.Source {
-		return source.NewUpstream(base, source.NewHTTPClient())
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	// As modgate serves by default (send deadlines, connection cap), with
+	// verification off and no upstream rate limit.
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = filepath.Join(root, "data")
+	cfg.Upstream = up.URL()
+	cfg.SumDB = "off"
+	cfg.UpstreamRate = 0
+	cfg.FetchTimeout = time.Minute
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	modules := cache.New(cache.Config{
-		Store:        disk,
-		Source:       chain,
-		ScratchDir:   filepath.Join(dataDir, ".tmp"),
-		ListTTL:      5 * time.Minute,
-		NegativeTTL:  time.Minute,
-		FetchTimeout: time.Minute,
-		Logger:       log,
-	})
-	b.Cleanup(modules.Close)
-	// As cmd/modgate serves: default send deadlines, capped listener.
-	proxy := httptest.NewUnstartedServer(goproxy.Instrument(log, &goproxy.Handler{Modules: modules},
-		goproxy.SendDeadlines(8<<10, 30*time.Second)))
-	proxy.Listener = httpserver.NewListener(proxy.Listener, 4096, nil)
-	proxy.Start()
-	b.Cleanup(proxy.Close)
+	srv, err := server.New(b.Context(), cfg, server.WithLogger(log))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Close)
+	ln, err := srv.Listen()
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(ln) // until srv.Close
 	tr := &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}
 	b.Cleanup(tr.CloseIdleConnections)
-	return &benchEnv{treeDir: treeDir, proxy: proxy, client: &http.Client{Transport: tr}}
+	return &benchEnv{treeDir: treeDir, url: "http://" + ln.Addr().String(), client: &http.Client{Transport: tr}}
 }
 
 // get fetches url and discards the body, checking for a 200 of want bytes
@@ -185,7 +174,7 @@ func get(b *testing.B, client *http.Client, url string, want int64) int64 {
 // benchWarm fetches file once (so it is stored), then measures serving it.
 func benchWarm(b *testing.B, modPath, ext string) {
 	env := newBenchEnv(b)
-	url := env.proxy.URL + "/" + modPath + "/@v/" + benchVer + "." + ext
+	url := env.url + "/" + modPath + "/@v/" + benchVer + "." + ext
 	size := get(b, env.client, url, -1) // cold: fetched, checked, stored
 	want, err := os.ReadFile(filepath.Join(env.treeDir, filepath.FromSlash(modPath), "@v", benchVer+"."+ext))
 	if err != nil {
@@ -247,7 +236,7 @@ func BenchmarkFileServerInfo(b *testing.B) {
 // measure CPU per request rather than round-trip latency.
 func BenchmarkWarmInfoParallel(b *testing.B) {
 	env := newBenchEnv(b)
-	url := env.proxy.URL + "/" + benchSmall + "/@v/" + benchVer + ".info"
+	url := env.url + "/" + benchSmall + "/@v/" + benchVer + ".info"
 	size := get(b, env.client, url, -1)
 	env.client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
 	b.SetParallelism(16) // 16 clients per core

@@ -3,7 +3,6 @@ package goproxy_test
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,18 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modgate/modgate/internal/cache"
-	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/protocol"
-	"github.com/modgate/modgate/internal/source"
-	"github.com/modgate/modgate/internal/store"
+	"github.com/modgate/modgate/internal/server"
 	"github.com/modgate/modgate/internal/testenv"
 )
 
-// fuzzStack builds the handler stack modgate serves (Instrument around a
-// mux of ops endpoints, /sumdb/ and the GOPROXY handler, as cmd/modgate
-// wires it) over a real disk store holding one module version, and a
-// cache whose source answers not found for everything else ("off").
+// fuzzStack builds the handler modgate serves (server.New: Instrument
+// around a mux of ops endpoints, /sumdb/ and the GOPROXY handler) over a
+// real disk store holding one module version, and a cache whose source
+// answers not found for everything else ("off").
 func fuzzStack(f *testing.F) http.Handler {
 	f.Helper()
 	dir := f.TempDir()
@@ -31,26 +28,23 @@ func fuzzStack(f *testing.F) http.Handler {
 	testenv.BuildTree(f, tree, []testenv.Module{
 		{Path: "example.com/Fuzz/m", Version: "v1.0.0", Files: map[string]string{"m.go": "package m\n"}},
 	})
-	disk, err := store.NewDisk(filepath.Join(dir, "data"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	newCache := func(upstream string) *cache.Modules {
-		chain, err := source.ParseList(upstream, func(base string) source.Source {
-			return source.NewUpstream(base, source.NewHTTPClient())
-		})
+	newServer := func(upstream string) *server.Server {
+		cfg := config.Default()
+		cfg.DataDir = filepath.Join(dir, "data")
+		cfg.Upstream = upstream
+		cfg.SumDB = "off"
+		cfg.UpstreamRate = 0
+		cfg.ListTTL, cfg.NegativeTTL, cfg.FetchTimeout = time.Hour, time.Hour, 10*time.Second
+		s, err := server.New(f.Context(), cfg, server.WithLogger(slog.New(slog.DiscardHandler)))
 		if err != nil {
 			f.Fatal(err)
 		}
-		m := cache.New(cache.Config{Store: disk, Source: chain, ScratchDir: disk.StagingDir(),
-			ListTTL: time.Hour, NegativeTTL: time.Hour, FetchTimeout: 10 * time.Second, Logger: log})
-		f.Cleanup(m.Close)
-		return m
+		f.Cleanup(s.Close)
+		return s
 	}
-	// Store the module through a cache that can reach it...
+	// Store the module through a server that can reach it...
 	up := testenv.NewUpstream(f, tree)
-	warm := newCache(up.URL())
+	warm := newServer(up.URL()).Modules()
 	ctx := context.Background()
 	for _, get := range []func() error{
 		func() error { _, err := warm.List(ctx, "example.com/Fuzz/m"); return err },
@@ -64,13 +58,7 @@ func fuzzStack(f *testing.F) http.Handler {
 		}
 	}
 	// ...then serve it through one whose source finds nothing.
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/sumdb/", func(w http.ResponseWriter, r *http.Request) {
-		goproxy.WriteError(w, r, http.StatusNotFound, "checksum database proxying is off (--sumdb off)")
-	})
-	mux.Handle("/", &goproxy.Handler{Modules: newCache("off")})
-	return goproxy.Instrument(log, mux, goproxy.SendDeadlines(8<<10, 30*time.Second))
+	return newServer("off").Handler()
 }
 
 func closeFile(o *protocol.File) {

@@ -83,3 +83,15 @@ var (
 func init() {
 	Registry.MustRegister(SumDBVerifications, SumDBSecurityErrors)
 }
+
+// Prefetches counts speculative prefetches (package prefetch) by result:
+// scheduled (queued), dropped (not queued: the queue was full or the byte
+// budget spent), ok and error (done).
+var Prefetches = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "modgate_prefetch_total",
+	Help: "Prefetches of the .info and go.mod of required modules, by result (scheduled, dropped, ok, error).",
+}, []string{"result"})
+
+func init() {
+	Registry.MustRegister(Prefetches)
+}

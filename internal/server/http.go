@@ -1,0 +1,100 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/httpserver"
+	"github.com/modgate/modgate/internal/metrics"
+	"github.com/modgate/modgate/internal/redact"
+	"github.com/modgate/modgate/internal/sumdb"
+)
+
+// routes is modgate's URL space: the ops endpoints, the checksum database
+// proxy (sumProxy, nil with --sumdb off) and the GOPROXY protocol at every
+// other path.
+func (s *Server) routes(sumProxy *sumdb.Proxy) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.serveReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	if sumProxy != nil {
+		mux.Handle("/sumdb/", sumProxy.Handler(goproxy.WriteError))
+	} else {
+		mux.HandleFunc("/sumdb/", func(w http.ResponseWriter, r *http.Request) {
+			goproxy.WriteError(w, r, http.StatusNotFound, "checksum database proxying is off (--sumdb off)")
+		})
+	}
+	mux.Handle("/", &goproxy.Handler{Modules: s.modules})
+	return mux
+}
+
+// serveReady answers /readyz: 200 while the storage is usable and the
+// checksum database has not misbehaved, saying whether verification is on.
+func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		// WriteError redacts: a storage error may quote an endpoint URL.
+		goproxy.WriteError(w, r, http.StatusServiceUnavailable, "storage not usable: "+err.Error())
+		return
+	}
+	if s.verifier == nil {
+		fmt.Fprintln(w, "ready; WARNING: checksum verification is off (--sumdb off)")
+		return
+	}
+	if msg := s.verifier.SecurityProblem(); msg != "" {
+		goproxy.WriteError(w, r, http.StatusServiceUnavailable, "checksum database security error: "+msg)
+		return
+	}
+	fmt.Fprintln(w, "ready; verifying against checksum database", redact.Text(s.verifier.DB().Name))
+}
+
+// newHTTPServer returns the http.Server that serves h.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// No WriteTimeout: a cold fetch of a large module can take minutes and
+		// the go command waits for it; fetches are bounded by --fetch-timeout.
+		// Clients that stop reading are dropped by the send deadlines instead,
+		// which only start with the response.
+		IdleTimeout: 2 * time.Minute,
+		// Request lines over goproxy.MaxRequestURI get a 414 from Instrument;
+		// this bounds what net/http reads before that (larger header blocks
+		// get its own 431).
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// limitConns caps open client connections at --max-conns, lowered to what
+// the process's file descriptor limit can hold next to the files and
+// upstream connections the server itself needs.
+func (s *Server) limitConns(ln net.Listener) net.Listener {
+	nofile := httpserver.FileLimit()
+	n := httpserver.MaxConns(s.cfg.MaxConns, nofile)
+	if n < s.cfg.MaxConns {
+		s.log.Warn("connection limit lowered to fit the open-file limit; raise the limit (ulimit -n, LimitNOFILE=) to allow more",
+			"max_conns", n, "requested", s.cfg.MaxConns, "from", s.cfg.Source("max-conns"), "open_file_limit", nofile)
+	}
+	var lastFull atomic.Int64
+	return httpserver.NewListener(ln, n, func() {
+		// Once a minute at most: when full, this is called on every accept.
+		now := time.Now().UnixNano()
+		if last := lastFull.Load(); now-last >= int64(time.Minute) && lastFull.CompareAndSwap(last, now) {
+			s.log.Warn("connection limit reached; new clients wait until connections close", "max_conns", n)
+		}
+	})
+}

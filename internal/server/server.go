@@ -1,0 +1,241 @@
+// Package server builds modgate's service from its configuration, in one
+// place: the storage, the sources (routes in front of the upstream chain),
+// the checksum database, the module cache, the wrappers around it, the
+// HTTP handler with its ops endpoints, and the http.Server. `modgate serve`
+// runs a Server; tests and benchmarks build the same one with New and a few
+// Options, so that what they exercise is what runs.
+//
+// What later features add plugs in here as an Option, not as edits along
+// the request path: a source for some module paths is a route
+// (WithRoutes), and authentication, policy, audit or prefetch is a wrapper
+// of the protocol.Modules the handler asks (WithWrapper).
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/modgate/modgate/internal/cache"
+	"github.com/modgate/modgate/internal/config"
+	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/protocol"
+	"github.com/modgate/modgate/internal/source"
+	"github.com/modgate/modgate/internal/store"
+	"github.com/modgate/modgate/internal/sumdb"
+)
+
+// Server is modgate's GOPROXY service: everything a configuration
+// describes, built and wired, ready to serve. Build it with New; serve it
+// with Listen and Serve, or mount Handler; end it with Shutdown (drain)
+// and Close (release).
+type Server struct {
+	cfg *config.Config
+	log *slog.Logger
+
+	store store.Store
+	// chain is the upstream proxy list (--upstream); the checksum
+	// database is reached through its proxies too.
+	chain    *source.Chain
+	verifier *sumdb.Verifier // nil with --sumdb off
+	cache    *cache.Modules
+	// modules is what the handler asks: the cache inside the wrappers.
+	modules protocol.Modules
+	// closeWrappers close the wrappers that have a Close method,
+	// innermost first.
+	closeWrappers []func()
+
+	handler http.Handler
+	http    *http.Server
+}
+
+// New builds the server that cfg describes. ctx bounds the work of
+// building it (the storage's clean of interrupted writes). Close the
+// Server when done, served or not: it stops the cache's and the checksum
+// database's background work.
+//
+// The request path, outermost first: goproxy.Instrument, the mux (ops
+// endpoints, /sumdb/, the GOPROXY handler), the wrappers, the cache, the
+// router and its routes, the upstream chain; the cache checks what it
+// fetches with the verifier before it stores it.
+func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Server, error) {
+	o := options{log: slog.Default(), newCache: cache.New}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.client == nil {
+		// One client for the upstreams and the checksum database: an
+		// upstream that stalls mid-answer fails after
+		// --upstream-idle-timeout, whatever is asked of it.
+		o.client = source.NewHTTPClient(source.WithIdleTimeout(cfg.UpstreamIdleTimeout))
+	}
+	s := &Server{cfg: cfg, log: o.log}
+
+	var err error
+	s.store, err = store.New(ctx, store.Config{Kind: store.KindDisk, Dir: cfg.DataDir})
+	if err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	scratch, err := scratchDir(s.store, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+
+	s.chain, err = source.ParseList(cfg.Upstream, func(base string) source.Source {
+		return source.NewUpstream(base, o.client)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.Source("upstream"), err)
+	}
+	// A module matching a route is fetched from that route's source alone,
+	// any other from the chain.
+	router, err := source.NewRouter(s.chain, o.routes...)
+	if err != nil {
+		return nil, err
+	}
+
+	var sumProxy *sumdb.Proxy
+	s.verifier, sumProxy, err = newChecksumDB(cfg, s.store, s.chain, notInSumDB(cfg.NoSumDB, router), o.client, o.log)
+	if err != nil {
+		return nil, err
+	}
+
+	s.cache = o.newCache(cache.Config{
+		Store:       s.store,
+		Source:      router,
+		ScratchDir:  scratch,
+		ListTTL:     cfg.ListTTL,
+		NegativeTTL: cfg.NegativeTTL,
+		// Per client address: behind a load balancer all clients share
+		// its address, and the operator raises or disables the limit.
+		UpstreamRate:  float64(cfg.UpstreamRate),
+		UpstreamBurst: cfg.UpstreamBurst,
+		FetchTimeout:  cfg.FetchTimeout,
+		Logger:        o.log,
+		Verifier:      cacheVerifier(s.verifier),
+		Now:           o.now,
+	})
+	s.modules = s.cache
+	for i := len(o.wrappers) - 1; i >= 0; i-- { // the first given is outermost
+		s.modules = o.wrappers[i](s.modules)
+		if c := closerOf(s.modules); c != nil {
+			s.closeWrappers = append(s.closeWrappers, c) // innermost first
+		}
+	}
+
+	s.handler = goproxy.Instrument(o.log, s.routes(sumProxy),
+		goproxy.SendDeadlines(int64(cfg.MinSendRate), cfg.SendTimeout))
+	s.http = newHTTPServer(s.handler, o.log)
+	return s, nil
+}
+
+// scratchDir is where the cache downloads zips to check them: the store's
+// staging directory when it takes local files (one rename then stores a
+// checked zip, and a crash's leftovers are cleaned with the store's own),
+// else a directory under the data dir.
+func scratchDir(st store.Store, dataDir string) (string, error) {
+	if fp, ok := st.(store.FilePutter); ok {
+		return fp.StagingDir(), nil
+	}
+	dir := filepath.Join(dataDir, ".tmp")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("data dir %s: scratch space: %w", dataDir, err)
+	}
+	return dir, nil
+}
+
+// closerOf returns what closes m: its Close method, if it has one (an
+// error it returns is dropped: a wrapper logs its own failures), else nil.
+func closerOf(m protocol.Modules) func() {
+	switch c := m.(type) {
+	case interface{ Close() }:
+		return c.Close
+	case interface{ Close() error }:
+		return func() { c.Close() }
+	}
+	return nil
+}
+
+// cacheVerifier is v as the cache wants it: a nil interface, not an
+// interface holding a nil pointer, when verification is off.
+func cacheVerifier(v *sumdb.Verifier) cache.Verifier {
+	if v == nil {
+		return nil
+	}
+	return v
+}
+
+// Handler is the whole HTTP handler: request ids, metrics, access log and
+// send deadlines (goproxy.Instrument) around the ops endpoints, the
+// checksum database proxy and the GOPROXY protocol.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Listen opens the address to serve on (--listen), accepting at most
+// --max-conns connections at once, or fewer if the open-file limit cannot
+// hold that many (which it logs).
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.cfg.Source("listen"), err)
+	}
+	return s.limitConns(ln), nil
+}
+
+// Serve serves Handler on ln, over TLS when --tls-cert is set, and cleans
+// the storage of interrupted writes' leftovers while it serves. As
+// http.Server.Serve it always returns an error: after Shutdown or Close,
+// http.ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	janitor := s.startJanitor(ctx)
+	defer func() {
+		cancel()
+		<-janitor
+	}()
+	if s.cfg.TLSCert != "" {
+		return s.http.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
+	}
+	return s.http.Serve(ln)
+}
+
+// Shutdown stops accepting connections and waits, until ctx ends, for the
+// requests in flight to finish (http.Server.Shutdown).
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.http.Shutdown(ctx)
+}
+
+// Close closes the connections still open, then, from the outside in, the
+// wrappers that have a Close method, the cache (its background refreshes
+// and fetches) and the checksum database's background lookups, waiting
+// for each to end. Call it after Shutdown, or instead of it when nothing
+// needs draining.
+func (s *Server) Close() {
+	// Its only errors are from closing listeners Shutdown closed already.
+	s.http.Close()
+	for i := len(s.closeWrappers) - 1; i >= 0; i-- {
+		s.closeWrappers[i]() // outermost first
+	}
+	s.cache.Close()
+	if s.verifier != nil {
+		s.verifier.Close() // last: the cache's fetches may be waiting for it
+	}
+}
+
+// Modules is what the GOPROXY handler asks: the module cache, inside the
+// wrappers given with WithWrapper.
+func (s *Server) Modules() protocol.Modules { return s.modules }
+
+// Store is the storage (--data-dir).
+func (s *Server) Store() store.Store { return s.store }
+
+// Verifier checks fetched files against the checksum database; nil with
+// --sumdb off.
+func (s *Server) Verifier() *sumdb.Verifier { return s.verifier }
+
+// Upstream is the upstream proxy list (--upstream), whose String names
+// each entry with its credentials redacted.
+func (s *Server) Upstream() *source.Chain { return s.chain }
