@@ -171,6 +171,36 @@ func TestRefreshLeasedAcrossReplicas(t *testing.T) {
 	}
 }
 
+// TestQueryRefreshNotLeasedAcrossReplicas checks that a stale query answer,
+// kept in each replica's memory, is refreshed by each replica: another
+// replica holding the lease of the same query refreshes its own copy only.
+func TestQueryRefreshNotLeasedAcrossReplicas(t *testing.T) {
+	ctx := context.Background()
+	disk, err := store.NewDisk(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	locks := &coord.LocalLocks{Now: clock.Now}
+	src := &scriptedSource{versions: []string{}}
+	m := newReplica(t, disk, src, locks, clock)
+	if _, err := m.Info(ctx, "example.com/m", "main"); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := store.QueryKey("example.com/m", "main")
+	if _, ok, err := locks.TryLock(ctx, "refreshing/"+key, time.Hour); !ok || err != nil {
+		t.Fatalf("the other replica's lease: %v, %v", ok, err)
+	}
+	clock.Advance(2 * time.Minute)
+	if _, err := m.Info(ctx, "example.com/m", "main"); err != nil {
+		t.Fatal(err)
+	}
+	m.bg.Wait()
+	if n := src.Calls("info:main"); n != 2 {
+		t.Errorf("source asked %d times for the query, want 2: the stale answer kept in this process was not refreshed", n)
+	}
+}
+
 // hookedStore runs after once, right after the first Open of key, before
 // that Open returns: what another replica does between a read and what
 // follows from it.

@@ -69,9 +69,10 @@ func countResult(kind, result string) {
 //   - stale answer: served at once, refreshed in the background
 //     (stale-while-revalidate);
 //   - no answer: a not-found answer remembered for less than NegativeTTL is
-//     served; else, if the client's rate limit allows, fetched now. If that
-//     fails and an expired not-found answer is still remembered, that is
-//     served (stale-if-error).
+//     served; else, if the client's rate limit allows, fetched now (a hit
+//     after all if the fetch finds that someone else just kept a fresh
+//     answer, see refresh). If that fails and an expired not-found answer
+//     is still remembered, that is served (stale-if-error).
 func (m *Modules) fresh(ctx context.Context, q question, fetch fetcher) (*entry, string, error) {
 	e, _ := m.loadAnswer(ctx, q)
 	now := m.now()

@@ -113,10 +113,9 @@ type Modules struct {
 	budget *rate.Limiter
 
 	mu sync.Mutex
-	// scheduled maps the key of a module version to the lowest level it
-	// was queued at: queueing it again at that level or deeper would do
-	// nothing new, at a shallower one it may follow more requirements.
-	scheduled *simplelru.LRU[versionKey, int]
+	// scheduled holds what was scheduled of each module version (by
+	// key), the most recently scheduled ones.
+	scheduled *simplelru.LRU[versionKey, scheduling]
 	pending   int           // jobs queued or running
 	idle      chan struct{} // closed when pending is zero (waitIdle)
 
@@ -136,6 +135,18 @@ type job struct {
 	// client was served and this one: 0 for that go.mod itself, which is
 	// only read again (a storage hit) to find its requirements.
 	level int
+}
+
+// scheduling is what was scheduled of one module version.
+type scheduling struct {
+	// level is the shallowest level it was asked for at: asking again at
+	// that level or deeper would do nothing new; at a shallower one, its
+	// go.mod may lead to more requirements.
+	level int
+	// read reports that a job has read its go.mod at level. Until then a
+	// shallower level needs no job of its own: the job queued or running
+	// follows the requirements from the level it finds here (claim).
+	read bool
 }
 
 // versionKey is a fixed-size key for path@version: what the dedup table
@@ -171,7 +182,7 @@ func Wrap(inner protocol.Modules, opts Options) *Modules {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	scheduled, err := simplelru.NewLRU[versionKey, int](opts.Remember, nil)
+	scheduled, err := simplelru.NewLRU[versionKey, scheduling](opts.Remember, nil)
 	if err != nil {
 		panic(err) // Remember is positive
 	}
@@ -215,8 +226,9 @@ func (m *Modules) GoMod(ctx context.Context, path, version string) (*protocol.Fi
 }
 
 // schedule queues j unless its path is skipped, it was queued at its
-// level or a shallower one already, the byte budget is spent or the queue
-// is full. It never waits.
+// level or a shallower one already, a job of it that has not read its
+// go.mod yet can take j's level instead, the byte budget is spent or the
+// queue is full. It never waits.
 func (m *Modules) schedule(j job) {
 	if m.ctx.Err() != nil || len(j.path) > maxPath || (m.opts.Skip != nil && m.opts.Skip(j.path)) {
 		return
@@ -224,7 +236,13 @@ func (m *Modules) schedule(j job) {
 	k := newVersionKey(j.path, j.version)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if level, ok := m.scheduled.Get(k); ok && level <= j.level {
+	s, ok := m.scheduled.Get(k)
+	if ok && s.level <= j.level {
+		return
+	}
+	if ok && !s.read {
+		// Another worker would only wait for the same fetch.
+		m.scheduled.Add(k, scheduling{level: j.level})
 		return
 	}
 	if m.budget.Tokens() < 1 { // not a byte left
@@ -237,7 +255,7 @@ func (m *Modules) schedule(j job) {
 		metrics.Prefetches.WithLabelValues("dropped").Inc()
 		return
 	}
-	m.scheduled.Add(k, j.level)
+	m.scheduled.Add(k, scheduling{level: j.level})
 	if m.pending == 0 {
 		m.idle = make(chan struct{})
 	}
@@ -296,9 +314,10 @@ func (m *Modules) prefetch(ctx context.Context, j job) error {
 }
 
 // goMod gets the go.mod of j and schedules the requirements to follow
-// from it.
+// from it, at the level j was last asked for.
 func (m *Modules) goMod(ctx context.Context, j job) error {
 	f, err := m.Modules.GoMod(ctx, j.path, j.version)
+	j.level = m.claim(j)
 	if err != nil {
 		return err
 	}
@@ -322,6 +341,23 @@ func (m *Modules) info(ctx context.Context, j job) error {
 	}
 	m.charge(f)
 	return f.Content.Close()
+}
+
+// claim returns the level to follow j's requirements from: j's own, or a
+// shallower one asked for while j was queued or running. From now on,
+// asking for a shallower level needs a new job.
+func (m *Modules) claim(j job) int {
+	k := newVersionKey(j.path, j.version)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.scheduled.Peek(k)
+	if !ok { // forgotten meanwhile
+		return j.level
+	}
+	s.level = min(s.level, j.level)
+	s.read = true
+	m.scheduled.Add(k, s)
+	return s.level
 }
 
 // charge takes what was fetched for f from the byte budget: nothing for a
