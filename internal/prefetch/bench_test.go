@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,8 +31,6 @@ import (
 	sumdbv "github.com/modgate/modgate/internal/sumdb"
 	"github.com/modgate/modgate/internal/testenv"
 )
-
-var slowMods atomic.Int64
 
 const (
 	// benchModules is the size of the fixture graph.
@@ -168,7 +165,7 @@ func (g *benchGraph) run(b *testing.B, verify, prefetchOn bool) {
 	}
 	ctx := context.Background()
 	upstream := 0
-	var graph, download, warmG, warmD time.Duration
+	var graph, download time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		disk, err := store.NewDisk(b.TempDir())
@@ -198,11 +195,6 @@ func (g *benchGraph) run(b *testing.B, verify, prefetchOn bool) {
 		}
 		graph += g1
 		download += d1
-		b.StopTimer()
-		g2, d2, _ := g.walkGraph(ctx, srv.URL)
-		warmG += g2
-		warmD += d2
-		b.StartTimer()
 
 		b.StopTimer()
 		srv.Close()
@@ -219,9 +211,6 @@ func (g *benchGraph) run(b *testing.B, verify, prefetchOn bool) {
 	b.ReportMetric(float64(upstream)/float64(b.N), "upstream-requests/op")
 	b.ReportMetric(float64(graph.Milliseconds())/float64(b.N), "graph-ms/op")
 	b.ReportMetric(float64(download.Milliseconds())/float64(b.N), "download-ms/op")
-	b.ReportMetric(float64(warmG.Milliseconds())/float64(b.N), "warmgraph-ms/op")
-	b.ReportMetric(float64(warmD.Milliseconds())/float64(b.N), "warmdl-ms/op")
-	b.ReportMetric(float64(slowMods.Swap(0))/float64(2*b.N), "slowmods/op")
 }
 
 // walkGraph does what the go command does for `go mod download` in a
@@ -254,11 +243,7 @@ func (g *benchGraph) walkGraph(ctx context.Context, base string) (graph, downloa
 			return
 		}
 		q.add(func() {
-			t0 := time.Now()
 			data, err := get(g.client, fileURL(base, m, "mod"))
-			if time.Since(t0) > 3*time.Millisecond {
-				slowMods.Add(1)
-			}
 			if err != nil {
 				fail(err)
 				return

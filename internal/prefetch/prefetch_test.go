@@ -314,6 +314,48 @@ func TestServingAGraphAgainPrefetchesNothing(t *testing.T) {
 	}
 }
 
+// TestShallowerLevelJoinsTheRunningPrefetch: c, prefetched two levels
+// below the client (where its requirements are not followed), is asked
+// for one level below the client while its fetch is still running: the
+// running prefetch follows c's requirements from the shallower level, and
+// c is not asked for twice.
+func TestShallowerLevelJoinsTheRunningPrefetch(t *testing.T) {
+	mods := []testenv.Module{
+		mod("a.example/a@v1.0.0", "1.21", "b.example/b@v1.0.0"),
+		mod("b.example/b@v1.0.0", "1.16", "c.example/c@v1.0.0"),
+		mod("c.example/c@v1.0.0", "1.16", "d.example/d@v1.0.0"),
+		mod("d.example/d@v1.0.0", "1.16"),
+	}
+	f := newFixture(t, mods, prefetch.Options{Depth: 2})
+	held, release := holdUpstream(t, f.up, "/c.example/c/@v/v1.0.0.mod")
+	ok := prefetchCount("ok")
+	f.goMod(t, "a.example/a@v1.0.0") // b at level 1, c at level 2
+	await(t, held, "the prefetch of c")
+	waitCount(t, "ok", ok+2) // a's and b's prefetches are done, c's is held
+
+	f.goMod(t, "b.example/b@v1.0.0") // c is now one level below the client
+	waitCount(t, "ok", ok+3)         // b's prefetch has asked for c again
+	release()
+	f.waitIdle(t)
+	if n := f.rec.count("mod", "c.example/c@v1.0.0"); n != 1 {
+		t.Errorf("c's go.mod was asked for %d times, want 1", n)
+	}
+	if !f.stored(t, "d.example/d@v1.0.0", "mod") {
+		t.Errorf("d, required by c at level 1, was not prefetched")
+	}
+}
+
+// waitCount waits until modgate_prefetch_total{result} reaches want: an
+// event in the workers the test cannot see otherwise.
+func waitCount(t *testing.T, result string, want float64) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); prefetchCount(result) < want; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("modgate_prefetch_total{result=%q} = %v after a minute, want %v", result, prefetchCount(result), want)
+		}
+	}
+}
+
 // TestFullQueueDropsInsteadOfBlocking: with the one worker held by a slow
 // upstream and the queue full, a client's go.mod is served at once and its
 // prefetch dropped; what was queued before runs once the worker is free.

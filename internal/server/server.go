@@ -23,6 +23,7 @@ import (
 	"github.com/modgate/modgate/internal/cache"
 	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/prefetch"
 	"github.com/modgate/modgate/internal/protocol"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
@@ -120,6 +121,14 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Server, erro
 		Now:           o.now,
 	})
 	s.modules = s.cache
+	if cfg.Prefetch {
+		// Innermost: prefetches are modgate's own work, so they pass no
+		// authentication, policy or audit wrapper; it is closed after the
+		// outer wrappers and before the cache.
+		pf := prefetch.Wrap(s.cache, prefetch.Options{Skip: router.Private, Logger: o.log})
+		s.modules = pf
+		s.closeWrappers = append(s.closeWrappers, pf.Close)
+	}
 	for i := len(o.wrappers) - 1; i >= 0; i-- { // the first given is outermost
 		s.modules = o.wrappers[i](s.modules)
 		if c := closerOf(s.modules); c != nil {
