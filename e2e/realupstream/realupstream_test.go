@@ -304,7 +304,10 @@ func TestRealUpstream(t *testing.T) {
 	}
 	var procs []started
 	startModgate := func(name, up string, extra ...string) *testenv.Proc {
-		args := append([]string{"--upstream", up, "--data-dir", dataDir, "--log-format", "text"}, extra...)
+		// No speculative prefetch: this test counts upstream fetches per
+		// requested module, and the real upstream is asked for each module
+		// once per run, never more (prefetch has its own tests).
+		args := append([]string{"--upstream", up, "--data-dir", dataDir, "--log-format", "text", "--prefetch=false"}, extra...)
 		p := testenv.Start(t, args...)
 		procs = append(procs, started{name, p})
 		t.Logf("modgate %q serving on %s", name, p.URL)

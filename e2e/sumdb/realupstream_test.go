@@ -131,7 +131,7 @@ func main() {
 func TestRealUpstreamVerified(t *testing.T) {
 	real := testenv.RealUpstream(t)
 	dataDir := t.TempDir()
-	args := []string{"--data-dir", dataDir, "--upstream", real, "--sumdb", defaultDB}
+	args := []string{"--data-dir", dataDir, "--upstream", real, "--sumdb", defaultDB, "--prefetch=false"} // the real upstream: only what is asked
 	p := start(t, args...)
 	home := t.TempDir()
 	env := testenv.GoEnv(home, p.URL)
@@ -268,7 +268,7 @@ var offlineSet = []module.Version{
 func TestRealUpstreamOffline(t *testing.T) {
 	real := testenv.RealUpstream(t)
 	dataDir := t.TempDir()
-	p1 := start(t, "--data-dir", dataDir, "--upstream", real, "--sumdb", defaultDB)
+	p1 := start(t, "--data-dir", dataDir, "--upstream", real, "--sumdb", defaultDB, "--prefetch=false")
 	warm := t.TempDir()
 	sums := goDownload(t, warm, append(testenv.GoEnv(warm, p1.URL), "GOSUMDB=off"), offlineSet...)
 	if n := verifications(t, p1, "ok"); n != float64(2*len(offlineSet)) {
