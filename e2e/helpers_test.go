@@ -179,6 +179,17 @@ func (e *env) storedFile(path, version, ext string) string {
 	return filepath.Join(e.dataDir, "mod", filepath.FromSlash(ep), "@v", ev+"."+ext)
 }
 
+// waitZipHashed waits for the .ziphash of a zip served unverified, which
+// modgate stores in the background after serving the zip.
+func (e *env) waitZipHashed(t testing.TB, path, version string) {
+	t.Helper()
+	name := e.storedFile(path, version, "ziphash")
+	waitFor(t, 30*time.Second, path+"@"+version+" .ziphash", func() bool {
+		_, err := os.Stat(name)
+		return err == nil
+	})
+}
+
 // storedUnder lists the regular files below dataDir/rel (relative slash
 // paths), excluding nothing.
 func (e *env) storedUnder(rel string) []string {

@@ -57,6 +57,7 @@ func TestMissesStoreNothing(t *testing.T) {
 	e := newStdEnv(t, "--upstream-rate", "0")
 	mustGet(t, e.url(modPath("example.com/m", "@v/list")))
 	mustGet(t, e.url(vPath("example.com/m", "v1.0.0", "zip")))
+	e.waitZipHashed(t, "example.com/m", "v1.0.0")
 	before := walkDir(t, e.dataDir)
 	for i := range 300 {
 		mod := fmt.Sprintf("example.com/gone%d", i)

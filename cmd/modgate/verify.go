@@ -11,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 
-	"golang.org/x/mod/sumdb/dirhash"
-
 	"github.com/modgate/modgate/internal/config"
 	"github.com/modgate/modgate/internal/modcheck"
 	"github.com/modgate/modgate/internal/progress"
@@ -141,7 +139,7 @@ func verifyStore(ctx context.Context, st store.Store, v *sumdb.Verifier, quarant
 
 // storedHash returns the h1: hash of a stored go.mod or zip.
 func storedHash(ctx context.Context, st store.Store, key, ext string) (string, error) {
-	rc, _, err := st.Open(ctx, key)
+	rc, info, err := st.Open(ctx, key)
 	if err != nil {
 		return "", err
 	}
@@ -153,9 +151,10 @@ func storedHash(ctx context.Context, st store.Store, key, ext string) (string, e
 		}
 		return modcheck.HashGoMod(data)
 	}
-	// HashZip wants a file name; disk stores hand out *os.File already.
-	if f, ok := rc.(*os.File); ok {
-		return dirhash.HashZip(f.Name(), dirhash.Hash1)
+	// Disk stores hand out an *os.File, which is read in place; any other
+	// store's object is copied to a scratch file first.
+	if f, ok := rc.(io.ReaderAt); ok {
+		return modcheck.HashZip(f, info.Size)
 	}
 	tmp, err := os.CreateTemp("", "modgate-verify-*.zip")
 	if err != nil {
@@ -163,10 +162,11 @@ func storedHash(ctx context.Context, st store.Store, key, ext string) (string, e
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	if _, err := io.Copy(tmp, rc); err != nil {
+	n, err := io.Copy(tmp, rc)
+	if err != nil {
 		return "", err
 	}
-	return dirhash.HashZip(tmp.Name(), dirhash.Hash1)
+	return modcheck.HashZip(tmp, n)
 }
 
 // quarantineKey moves a stored object to quarantine/<key>.

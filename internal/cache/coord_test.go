@@ -356,6 +356,7 @@ func TestStoredWithKnownSize(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	m.WaitHashed() // the zip's .ziphash, stored in the background
 	if len(st.unsized) > 0 {
 		t.Errorf("put without a size: %v", st.unsized)
 	}

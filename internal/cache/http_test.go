@@ -161,6 +161,7 @@ func TestRandomMissesLeaveNoStoredState(t *testing.T) {
 			t.Fatalf("GET %s: %d %s", p, r.status, r.body)
 		}
 	}
+	c.WaitHashed() // the zip's .ziphash, stored in the background
 	before := walk(t, s.dataDir)
 
 	const requests = 3000

@@ -78,6 +78,16 @@ type prefetcher interface {
 	Prefetch(path, version string)
 }
 
+// skipper is implemented by verifiers that exempt some paths from checking
+// (--nosumdb patterns, private routes). Verify accepts every file of such
+// a path whatever its hash, so a zip of it is stored and served before its
+// hash is known, as without a verifier (see hasher.go); Verify is still
+// called, with an empty hash, so that the verifier accounts for what it
+// skipped.
+type skipper interface {
+	Skips(path string) bool
+}
+
 // maxBackground bounds the background refreshes running at once in this
 // process. A stale hit that finds them all busy is served stale without
 // starting one; a later hit on the same key tries again.
@@ -116,6 +126,9 @@ type Modules struct {
 	// bgSlots bounds the background refreshes of this process: at most
 	// maxBackground at once.
 	bgSlots chan struct{}
+	// hasher hashes, in the background, the zips stored without a
+	// .ziphash because nothing verifies them (hasher.go).
+	hasher *zipHasher
 
 	// bg tracks background refreshes so Close can wait for them; closed,
 	// under bgMu, stops new ones from starting once Close has begun.
@@ -151,12 +164,14 @@ func newModules(cfg Config, lim limits) *Modules {
 	}
 	m.limit = newLimiter(cfg.UpstreamRate, cfg.UpstreamBurst, lim.clients, m.now)
 	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
+	m.hasher = newZipHasher(m)
 	return m
 }
 
-// Close stops background refreshes and fetches and waits for them to end.
-// Requests waiting for a fetch then fail; fetches asked for later fail at
-// once.
+// Close stops background refreshes, fetches and zip hashing, and waits for
+// them to end. Requests waiting for a fetch then fail; fetches asked for
+// later fail at once. Zips still waiting for their hash are hashed when
+// the hash is asked for.
 func (m *Modules) Close() {
 	m.bgMu.Lock()
 	m.closed = true
@@ -164,6 +179,7 @@ func (m *Modules) Close() {
 	m.bgCancel()
 	m.flights.Close()
 	m.bg.Wait()
+	m.hasher.stop() // after the fetches, which queue its jobs
 }
 
 func (m *Modules) now() time.Time {

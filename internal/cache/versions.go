@@ -154,9 +154,15 @@ func (m *Modules) Zip(ctx context.Context, path, version string) (*protocol.File
 }
 
 // fetchZip fetches a zip, checks and verifies it, and stores it under key.
-// The zip is downloaded to a scratch file, checked and hashed there, and
-// only then stored: storage never holds a zip that failed the checks, and
-// memory use does not depend on the zip's size.
+// The zip is downloaded to a scratch file, checked there, and only then
+// stored: storage never holds a zip that failed the checks, and memory use
+// does not depend on the zip's size.
+//
+// When a verifier checks the zip, it is hashed before it is stored, and
+// its .ziphash stored first, so nothing unverified is ever served. When
+// nothing does, only its central directory is checked before it is served
+// (modcheck.CheckZipNoHash), and it is hashed in the background
+// (hasher.go).
 func (m *Modules) fetchZip(ctx context.Context, path, version, key string) (fetched, error) {
 	what := path + "@" + version + " .zip"
 	ctx, origin := source.WithOrigin(ctx)
@@ -180,19 +186,40 @@ func (m *Modules) fetchZip(ctx context.Context, path, version, key string) (fetc
 		return fetched{}, fmt.Errorf("scratch space: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	if _, err := io.Copy(tmp, body); err != nil {
+	handedOff := false // to the hasher, which closes it
+	defer func() {
+		if !handedOff {
+			tmp.Close()
+		}
+	}()
+	n, err := io.Copy(tmp, body)
+	if err != nil {
 		return fetched{}, err
 	}
 	f := fetched{origin: m.originName(origin)}
+	if !m.verifies(path) {
+		if err := modcheck.CheckZipNoHash(tmp.Name(), path, version); err != nil {
+			return fetched{}, &protocol.InvalidError{Source: f.origin, What: what, Err: err}
+		}
+		if m.cfg.Verifier != nil {
+			// It skips path whatever the hash: called for its accounting.
+			if err := m.cfg.Verifier.Verify(ctx, path, version, false, ""); err != nil {
+				return fetched{}, fmt.Errorf("%w (zip from %s)", err, f.origin)
+			}
+		}
+		if err := store.PutFile(ctx, m.cfg.Store, key, tmp.Name()); err != nil {
+			return fetched{}, err
+		}
+		// The file stays readable through tmp, moved or removed.
+		handedOff = m.hasher.add(hashJob{path: path, version: version, f: tmp, size: n})
+		return f, nil
+	}
 	f.h1, err = modcheck.CheckZip(tmp.Name(), path, version)
 	if err != nil {
 		return fetched{}, &protocol.InvalidError{Source: f.origin, What: what, Err: err}
 	}
-	if m.cfg.Verifier != nil {
-		if err := m.cfg.Verifier.Verify(ctx, path, version, false, f.h1); err != nil {
-			return fetched{}, fmt.Errorf("%w (zip from %s)", err, f.origin)
-		}
+	if err := m.cfg.Verifier.Verify(ctx, path, version, false, f.h1); err != nil {
+		return fetched{}, fmt.Errorf("%w (zip from %s)", err, f.origin)
 	}
 	hashKey, err := store.VersionKey(path, version, "ziphash")
 	if err != nil {
@@ -207,6 +234,16 @@ func (m *Modules) fetchZip(ctx context.Context, path, version, key string) (fetc
 	// other reads the scratch file with its size given (store.PutSized),
 	// which an object store needs to upload it without buffering.
 	return f, store.PutFile(ctx, m.cfg.Store, key, tmp.Name())
+}
+
+// verifies reports whether the verifier checks the files of path against
+// their hashes: not without a verifier, nor for a path it skips.
+func (m *Modules) verifies(path string) bool {
+	if m.cfg.Verifier == nil {
+		return false
+	}
+	s, ok := m.cfg.Verifier.(skipper)
+	return !ok || !s.Skips(path)
 }
 
 // fetched is what a fetch of a module file learned besides the file: who
@@ -296,9 +333,10 @@ func (m *Modules) open(ctx context.Context, key, path, version, ext string, how 
 }
 
 // h1Func returns a File.H1 for a stored go.mod or zip: h1 when the fetch
-// computed it, else what storage says when asked (the zip's .ziphash, the
-// hash of the stored go.mod), so that serving a stored file reads nothing
-// more unless someone wants its hash.
+// computed it, else what storage says when asked (the zip's .ziphash, or
+// the zip hashed then if it has none yet; the hash of the stored go.mod),
+// so that serving a stored file reads nothing more unless someone wants
+// its hash.
 func (m *Modules) h1Func(path, version, ext, h1 string) func(context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
 		if h1 != "" {
@@ -306,7 +344,11 @@ func (m *Modules) h1Func(path, version, ext, h1 string) func(context.Context) (s
 		}
 		if ext == "zip" {
 			data, err := m.readSmall(ctx, path, version, "ziphash", 1<<10)
-			return strings.TrimSpace(string(data)), err
+			if h1 := strings.TrimSpace(string(data)); h1 != "" || err != nil {
+				return h1, err
+			}
+			// Not hashed yet (hasher.go), or the process died before.
+			return m.zipH1(ctx, path, version)
 		}
 		data, err := m.readSmall(ctx, path, version, "mod", 16<<20)
 		if err != nil || data == nil {
