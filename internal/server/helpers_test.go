@@ -9,8 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 
 	"golang.org/x/mod/sumdb"
@@ -50,32 +48,7 @@ func newServer(t testing.TB, cfg *config.Config, opts ...server.Option) *server.
 }
 
 // testLogger collects log lines and shows them only if the test fails.
-func testLogger(t testing.TB) *slog.Logger {
-	buf := &lockedBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("modgate logs:\n%s", buf.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+func testLogger(t testing.TB) *slog.Logger { return testenv.Logger(t, "modgate") }
 
 // fixture builds a GOPROXY tree holding mods (one version each, v1.0.0,
 // with a file saying what) and serves it.

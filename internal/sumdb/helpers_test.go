@@ -1,7 +1,6 @@
 package sumdb
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -206,34 +205,8 @@ func (db *testDB) get(path string) []byte {
 	return body
 }
 
-// testLogger collects log output and prints it only if the test fails.
-func testLogger(t testing.TB) *slog.Logger {
-	t.Helper()
-	buf := &lockedBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("verifier logs:\n%s", buf.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// testLogger collects log lines and shows them only if the test fails.
+func testLogger(t testing.TB) *slog.Logger { return testenv.Logger(t, "verifier") }
 
 var testClient = &http.Client{Timeout: 10 * time.Second}
 
