@@ -4,11 +4,9 @@ package proxylist
 // Without -fuzz, `go test` runs the seeds as unit tests.
 
 import (
+	"github.com/modgate/modgate/internal/testenv"
 	"reflect"
-	"strings"
 	"testing"
-
-	"github.com/modgate/modgate/internal/redact"
 )
 
 func FuzzParse(f *testing.F) {
@@ -49,7 +47,7 @@ func FuzzParse(f *testing.F) {
 
 		if err != nil {
 			// The error may quote an entry, never its credentials.
-			if u := shownUserinfo(err.Error()); u != "" {
+			if u := testenv.ShownUserinfo(err.Error()); u != "" {
 				t.Fatalf("Parse(%q): error shows user information %q: %v", list, u, err)
 			}
 			return
@@ -94,28 +92,4 @@ func sameEntries(a, b []Entry) bool {
 	a[len(a)-1].FallThroughOnAnyError = false
 	b[len(b)-1].FallThroughOnAnyError = false
 	return reflect.DeepEqual(a, b)
-}
-
-// shownUserinfo returns the first user information in text (what lies
-// between "scheme://" and an "@" before the end of the authority) that is
-// not the redaction mask, or "".
-func shownUserinfo(text string) string {
-	for rest := text; ; {
-		i := strings.Index(rest, "://")
-		if i < 0 {
-			return ""
-		}
-		hasScheme := i > 0 && strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-", rune(rest[i-1]))
-		rest = rest[i+3:]
-		if !hasScheme {
-			continue // "//://x@": no scheme, so no authority either
-		}
-		authority := rest
-		if end := strings.IndexAny(rest, "/?#\" \t"); end >= 0 {
-			authority = rest[:end]
-		}
-		if at := strings.LastIndex(authority, "@"); at >= 0 && authority[:at] != redact.Mask {
-			return authority[:at]
-		}
-	}
 }

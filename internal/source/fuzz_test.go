@@ -1,6 +1,7 @@
 package source
 
 import (
+	"github.com/modgate/modgate/internal/testenv"
 	"net/url"
 	"slices"
 	"strings"
@@ -77,7 +78,7 @@ func FuzzParseList(f *testing.F) {
 	f.Fuzz(func(t *testing.T, list string) {
 		c, err := ParseList(list, newUpstream)
 		if err != nil {
-			if u := shownUserinfo(err.Error()); u != "" {
+			if u := testenv.ShownUserinfo(err.Error()); u != "" {
 				t.Fatalf("error shows user information %q: %v", u, err)
 			}
 			return
@@ -102,7 +103,7 @@ func FuzzParseList(f *testing.F) {
 			if redact.URL(e) != e {
 				t.Fatalf("String() = %q: entry %q is not redacted", s, e)
 			}
-			if u := shownUserinfo(e); u != "" {
+			if u := testenv.ShownUserinfo(e); u != "" {
 				t.Fatalf("String() = %q shows user information %q", s, u)
 			}
 			u, err := url.Parse(e)
@@ -114,28 +115,4 @@ func FuzzParseList(f *testing.F) {
 			}
 		}
 	})
-}
-
-// shownUserinfo returns the first user information in text (what lies
-// between "scheme://" and an "@" before the end of the authority) that is
-// not the redaction mask, or "".
-func shownUserinfo(text string) string {
-	for rest := text; ; {
-		i := strings.Index(rest, "://")
-		if i < 0 {
-			return ""
-		}
-		hasScheme := i > 0 && strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-", rune(rest[i-1]))
-		rest = rest[i+3:]
-		if !hasScheme {
-			continue // "//://x@": no scheme, so no authority either
-		}
-		authority := rest
-		if end := strings.IndexAny(rest, "/?#\" \t"); end >= 0 {
-			authority = rest[:end]
-		}
-		if at := strings.LastIndex(authority, "@"); at >= 0 && authority[:at] != redact.Mask {
-			return authority[:at]
-		}
-	}
 }
