@@ -73,18 +73,21 @@ func newZipHasher(m *Modules) *zipHasher {
 // or the hasher stopped: the hash is then computed when asked for.
 func (h *zipHasher) add(job hashJob) bool {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.closed {
+		h.mu.Unlock()
 		return false
 	}
 	select {
 	case h.jobs <- job:
 		h.pending++
+		h.mu.Unlock()
 		return true
 	default:
-		h.m.log.Warn("zip hash queue full; hashing when asked", "module", job.path, "version", job.version)
-		return false
 	}
+	h.mu.Unlock()
+	// Logged without h.mu: a log write must not hold up the hasher.
+	h.m.log.Warn("zip hash queue full; hashing when asked", "module", job.path, "version", job.version)
+	return false
 }
 
 // stop ends the goroutine once the job it is hashing, if any, is done,

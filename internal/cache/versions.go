@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -199,7 +200,7 @@ func (m *Modules) fetchZip(ctx context.Context, path, version, key string) (fetc
 	f := fetched{origin: m.originName(origin)}
 	if !m.verifies(path) {
 		if err := modcheck.CheckZipNoHash(tmp.Name(), path, version); err != nil {
-			return fetched{}, &protocol.InvalidError{Source: f.origin, What: what, Err: err}
+			return fetched{}, zipCheckError(f.origin, what, err)
 		}
 		if m.cfg.Verifier != nil {
 			// It skips path whatever the hash: called for its accounting.
@@ -216,7 +217,7 @@ func (m *Modules) fetchZip(ctx context.Context, path, version, key string) (fetc
 	}
 	f.h1, err = modcheck.CheckZip(tmp.Name(), path, version)
 	if err != nil {
-		return fetched{}, &protocol.InvalidError{Source: f.origin, What: what, Err: err}
+		return fetched{}, zipCheckError(f.origin, what, err)
 	}
 	if err := m.cfg.Verifier.Verify(ctx, path, version, false, f.h1); err != nil {
 		return fetched{}, fmt.Errorf("%w (zip from %s)", err, f.origin)
@@ -234,6 +235,18 @@ func (m *Modules) fetchZip(ctx context.Context, path, version, key string) (fetc
 	// other reads the scratch file with its size given (store.PutSized),
 	// which an object store needs to upload it without buffering.
 	return f, store.PutFile(ctx, m.cfg.Store, key, tmp.Name())
+}
+
+// zipCheckError is the error of a downloaded zip that failed the checks:
+// an InvalidError, which clients are shown, blaming the origin, unless the
+// scratch file could not be read (too many open files, an I/O error). That
+// is modgate's own failure, whose error names a file of the server: it is
+// returned as is, for the log, and clients get an internal error.
+func zipCheckError(origin, what string, err error) error {
+	if errors.As(err, new(*fs.PathError)) {
+		return err
+	}
+	return &protocol.InvalidError{Source: origin, What: what, Err: err}
 }
 
 // verifies reports whether the verifier checks the files of path against
@@ -381,13 +394,10 @@ func (m *Modules) readSmall(ctx context.Context, path, version, ext string, limi
 // every version already stored, so that it still answers when the source
 // is down. Pseudo-versions are apart, as the go command ignores them in
 // lists.
+//
+// The answer is degraded when the source failed and the versions are the
+// stored ones alone.
 func (m *Modules) List(ctx context.Context, path string) (*protocol.Versions, error) {
-	return m.versions(ctx, path)
-}
-
-// versions answers List. The answer is degraded when the source failed and
-// the versions are the stored ones alone.
-func (m *Modules) versions(ctx context.Context, path string) (*protocol.Versions, error) {
 	key, err := store.MetaKey(path, "list")
 	if err != nil {
 		return nil, err
@@ -566,7 +576,7 @@ func (m *Modules) Latest(ctx context.Context, path string) (*protocol.File, erro
 // list, when the source's own @latest failed with latestErr. It returns
 // the answer and its body.
 func (m *Modules) latestFromList(ctx context.Context, path string, latestErr error) (*protocol.File, []byte, error) {
-	vs, err := m.versions(ctx, path)
+	vs, err := m.List(ctx, path)
 	if err != nil || len(vs.Tagged)+len(vs.Pseudo) == 0 {
 		if errors.Is(latestErr, source.ErrNotFound) && err != nil && !errors.Is(err, source.ErrNotFound) {
 			return nil, nil, err // the list failed for a reason worth reporting

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"runtime"
@@ -46,6 +47,9 @@ func CheckZip(file, path, version string) (h1 string, err error) {
 	}
 	defer z.close()
 	h1, err = hashEntries(z.File, hashWorkers(z.File))
+	if errors.As(err, new(*fs.PathError)) {
+		return "", localError(err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("invalid module zip: %v", err)
 	}
@@ -92,7 +96,8 @@ func (z *checkedZip) close() { z.f.Close() }
 
 // openZip opens file and checks it and its central directory as
 // golang.org/x/mod/zip.CheckZip does, with the same errors (prefixed
-// "invalid module zip: ").
+// "invalid module zip: "); a file it cannot open or read gives a
+// localError instead.
 func openZip(file, path, version string) (*checkedZip, error) {
 	invalid := func(err error) (*checkedZip, error) {
 		return nil, fmt.Errorf("invalid module zip: %v", err)
@@ -105,14 +110,26 @@ func openZip(file, path, version string) (*checkedZip, error) {
 	}
 	f, err := os.Open(file)
 	if err != nil {
-		return invalid(err)
+		return nil, localError(err)
 	}
 	z, err := checkCentralDirectory(f, path, version)
 	if err != nil {
 		f.Close()
+		if errors.As(err, new(*fs.PathError)) {
+			return nil, localError(err)
+		}
 		return invalid(err)
 	}
 	return &checkedZip{Reader: z, f: f}, nil
+}
+
+// localError is the error of a zip file that could not be opened or read
+// (too many open files, an I/O error): the fault of the machine checking
+// it, not of the zip. It keeps the *fs.PathError, whose path is a file of
+// the caller's, so that the caller can tell it from an invalid zip and
+// keep the path to itself.
+func localError(err error) error {
+	return fmt.Errorf("reading the module zip to check it: %w", err)
 }
 
 func checkCentralDirectory(f *os.File, path, version string) (*zip.Reader, error) {

@@ -3,6 +3,7 @@ package modcheck
 import (
 	"archive/zip"
 	"bytes"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io/fs"
@@ -388,5 +389,25 @@ func BenchmarkCheckZip(b *testing.B) {
 		})
 		run("onepass", func() error { _, err := CheckZip(file, z.path, z.version); return err })
 		run("nohash", func() error { return CheckZipNoHash(file, z.path, z.version) })
+	}
+}
+
+// A zip file that cannot be opened is the checker's problem, not the zip's:
+// the error keeps the *fs.PathError, so that the caller can tell it from an
+// invalid zip and keep the file's path from clients.
+func TestUnreadableZipIsLocalError(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.zip")
+	for name, check := range map[string]func() error{
+		"CheckZip":       func() error { _, err := CheckZip(missing, "example.com/m", "v1.0.0"); return err },
+		"CheckZipNoHash": func() error { return CheckZipNoHash(missing, "example.com/m", "v1.0.0") },
+	} {
+		err := check()
+		var pe *fs.PathError
+		if !errors.As(err, &pe) {
+			t.Errorf("%s of a missing file: %v, want an *fs.PathError", name, err)
+		}
+		if err != nil && strings.HasPrefix(err.Error(), "invalid module zip") {
+			t.Errorf("%s of a missing file blames the zip: %v", name, err)
+		}
 	}
 }

@@ -45,8 +45,10 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		// WriteError redacts: a storage error may quote an endpoint URL.
-		goproxy.WriteError(w, r, http.StatusServiceUnavailable, "storage not usable: "+err.Error())
+		// The cause names files of the server (or an endpoint): it goes to
+		// the log, and the answer says where to look.
+		s.log.Error("readiness: storage not usable", "err", err)
+		goproxy.WriteError(w, r, http.StatusServiceUnavailable, "storage not usable; check modgate's data dir (or storage settings) and its log")
 		return
 	}
 	if s.verifier == nil {

@@ -101,8 +101,11 @@ func TestReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := get(h, "/readyz")
-	if r.status != http.StatusServiceUnavailable || !strings.HasPrefix(r.body, "modgate: storage not usable: ") {
+	if r.status != http.StatusServiceUnavailable || !strings.HasPrefix(r.body, "modgate: storage not usable; check") {
 		t.Errorf("readyz without storage: %d %q, want 503 naming the storage", r.status, r.body)
+	}
+	if strings.Contains(r.body, cfg.DataDir) {
+		t.Errorf("readyz without storage: %q shows the server's data dir path", r.body)
 	}
 }
 
