@@ -157,10 +157,16 @@ var errZipDamaged = errors.New("stored zip is damaged")
 
 // hashZip hashes the stored zip of path@version, whose size bytes r holds,
 // and stores its .ziphash unless one exists (File.H1 and the hasher may
-// both hash a zip). A zip that cannot be hashed is damaged: it is deleted
-// from storage, so that the next request fetches it again.
+// both hash a zip). A zip whose content cannot be hashed is damaged: it is
+// deleted from storage, so that the next request fetches it again. One
+// that could not be read is kept.
 func (m *Modules) hashZip(ctx context.Context, path, version string, r io.ReaderAt, size int64) (string, error) {
 	h1, err := modcheck.HashZip(r, size)
+	if errors.Is(err, modcheck.ErrUnreadable) {
+		// The machine could not read it, which says nothing about the zip:
+		// keep it; File.H1 hashes it when next asked.
+		return "", fmt.Errorf("%s@%s: %w", path, version, err)
+	}
 	if err != nil {
 		m.log.Error("stored zip is damaged; deleting it", "module", path, "version", version, "err", err)
 		if key, kerr := store.VersionKey(path, version, "zip"); kerr == nil {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"golang.org/x/mod/sumdb/dirhash"
 
 	"github.com/modgate/modgate/internal/cache"
+	"github.com/modgate/modgate/internal/modcheck"
 	"github.com/modgate/modgate/internal/protocol"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
@@ -398,5 +400,46 @@ func TestVerifiedZipHashedFirst(t *testing.T) {
 				t.Errorf("H1 = %q, %v; want %s", got, err, h1)
 			}
 		})
+	}
+}
+
+// unreadableZips is a disk store whose zips cannot be read at offsets (an
+// I/O error of the machine), while they still stream.
+type unreadableZips struct{ *store.Disk }
+
+type failingReaderAt struct{ io.ReadSeekCloser }
+
+func (failingReaderAt) ReadAt([]byte, int64) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: "/srv/modgate/x.zip", Err: errors.New("input/output error")}
+}
+
+func (u unreadableZips) Open(ctx context.Context, key string) (io.ReadSeekCloser, store.Info, error) {
+	rc, info, err := u.Disk.Open(ctx, key)
+	if err != nil || !strings.HasSuffix(key, ".zip") {
+		return rc, info, err
+	}
+	return failingReaderAt{rc}, info, nil
+}
+
+// TestH1UnreadableKeepsZip: a stored zip the machine cannot read is not
+// damaged, so asking its hash fails without deleting it.
+func TestH1UnreadableKeepsZip(t *testing.T) {
+	tree, _ := hashTree(t, "v1.0.0")
+	zipData, err := os.ReadFile((&testenv.Upstream{Dir: tree}).FilePath(hashPath, "v1.0.0", "zip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := newDisk(t)
+	key, _ := store.VersionKey(hashPath, "v1.0.0", "zip")
+	if err := disk.Put(context.Background(), key, bytes.NewReader(zipData)); err != nil {
+		t.Fatal(err)
+	}
+	m := newHashCache(t, unreadableZips{disk}, testenv.NewUpstream(t, tree), nil)
+	_, f := fetchZip(t, m, "v1.0.0")
+	if h1, err := f.H1(context.Background()); !errors.Is(err, modcheck.ErrUnreadable) {
+		t.Fatalf("H1 = %q, %v; want an ErrUnreadable error", h1, err)
+	}
+	if stored(t, disk, "v1.0.0", "zip") == nil {
+		t.Fatal("a zip that could not be read was deleted as damaged")
 	}
 }

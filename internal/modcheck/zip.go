@@ -78,12 +78,19 @@ func CheckZipNoHash(file, path, version string) error {
 // is damaged. It takes an io.ReaderAt rather than a name so that a caller
 // can hash a file it still holds open after having moved it into storage
 // or removed it.
+//
+// A failure to read r that is the reader's, not the zip's (an
+// *fs.PathError, as an *os.File's ReadAt gives), is returned wrapping
+// ErrUnreadable: the zip may be fine, and must not be discarded for it.
 func HashZip(r io.ReaderAt, size int64) (h1 string, err error) {
 	zr, err := newZipReader(r, size)
-	if err != nil {
-		return "", err
+	if err == nil {
+		h1, err = hashEntries(zr.File, hashWorkers(zr.File))
 	}
-	return hashEntries(zr.File, hashWorkers(zr.File))
+	if errors.As(err, new(*fs.PathError)) {
+		return "", localError(err)
+	}
+	return h1, err
 }
 
 // checkedZip is a zip file whose central directory passed the checks.
@@ -129,8 +136,12 @@ func openZip(file, path, version string) (*checkedZip, error) {
 // the caller's, so that the caller can tell it from an invalid zip and
 // keep the path to itself.
 func localError(err error) error {
-	return fmt.Errorf("reading the module zip to check it: %w", err)
+	return fmt.Errorf("%w: %w", ErrUnreadable, err)
 }
+
+// ErrUnreadable marks a zip that could not be opened or read, as opposed
+// to one that is invalid or damaged.
+var ErrUnreadable = errors.New("reading the module zip to check it")
 
 func checkCentralDirectory(f *os.File, path, version string) (*zip.Reader, error) {
 	st, err := f.Stat()
