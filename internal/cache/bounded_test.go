@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/modgate/modgate/internal/testenv"
 	"log/slog"
 	"strings"
 	"sync"
@@ -22,13 +23,13 @@ import (
 
 // newLimitedCache is newTestCache with tables of the given sizes and the
 // given rate limit (lookups per second; 0: unlimited).
-func newLimitedCache(t *testing.T, src source.Source, negative, queries int, rate float64, burst int) (*Modules, *fakeClock, *store.Disk) {
+func newLimitedCache(t *testing.T, src source.Source, negative, queries int, rate float64, burst int) (*Modules, *testenv.Clock, *store.Disk) {
 	t.Helper()
 	disk, err := store.NewDisk(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	m := NewWithLimits(Config{Store: disk, Source: src, ScratchDir: t.TempDir(), ListTTL: time.Minute,
 		NegativeTTL: 10 * time.Second, FetchTimeout: 10 * time.Second, Now: clock.Now,
 		UpstreamRate: rate, UpstreamBurst: burst}, negative, queries, 16)

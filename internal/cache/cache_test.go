@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/modgate/modgate/internal/testenv"
 	"io"
 	"strings"
 	"sync"
@@ -97,30 +98,13 @@ func (s *scriptedSource) Zip(ctx context.Context, path, version string) (io.Read
 	return nil, s.count("zip:" + version)
 }
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newTestCache(t *testing.T, src source.Source) (*Modules, *fakeClock, store.Store) {
+func newTestCache(t *testing.T, src source.Source) (*Modules, *testenv.Clock, store.Store) {
 	t.Helper()
 	disk, err := store.NewDisk(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	m := New(Config{Store: disk, Source: src, ScratchDir: t.TempDir(), ListTTL: time.Minute,
 		NegativeTTL: 10 * time.Second, FetchTimeout: 10 * time.Second, Now: clock.Now})
 	t.Cleanup(m.Close)

@@ -107,7 +107,7 @@ func TestCloseEndsFetches(t *testing.T) {
 
 // newReplica returns a cache over st, as one replica of several sharing
 // the storage, the lock service and the clock.
-func newReplica(t *testing.T, st store.Store, src source.Source, locks coord.Locks, clock *fakeClock) *Modules {
+func newReplica(t *testing.T, st store.Store, src source.Source, locks coord.Locks, clock *testenv.Clock) *Modules {
 	t.Helper()
 	m := New(Config{Store: st, Source: src, ScratchDir: t.TempDir(), ListTTL: time.Minute,
 		NegativeTTL: 10 * time.Second, FetchTimeout: 10 * time.Second, Now: clock.Now, Locks: locks})
@@ -125,7 +125,7 @@ func TestRefreshLeasedAcrossReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	locks := &coord.LocalLocks{Now: clock.Now}
 	srcA := &blockingLister{release: make(chan struct{})}
 	srcB := &scriptedSource{versions: []string{"v1.0.0"}}
@@ -180,7 +180,7 @@ func TestQueryRefreshNotLeasedAcrossReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	locks := &coord.LocalLocks{Now: clock.Now}
 	src := &scriptedSource{versions: []string{}}
 	m := newReplica(t, disk, src, locks, clock)
@@ -235,7 +235,7 @@ func TestRefreshFindsAnswerRefreshedMeanwhile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			clock := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+			clock := testenv.NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 			locks := &coord.LocalLocks{Now: clock.Now}
 			srcA := &scriptedSource{versions: []string{"v1.0.0"}}
 			srcB := &scriptedSource{versions: []string{"v1.0.0"}}

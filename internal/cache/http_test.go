@@ -227,30 +227,12 @@ func TestRandomMissesLeaveNoStoredState(t *testing.T) {
 	}
 }
 
-// fixedClock is a clock that moves only when told.
-type fixedClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fixedClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fixedClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // TestRateLimitOverHTTP checks the client's view of the upstream rate limit:
 // 429 with Retry-After and one text/plain line saying what to do, for the
 // connection's address whatever X-Forwarded-For says; stored files are
 // still served; other addresses are not limited.
 func TestRateLimitOverHTTP(t *testing.T) {
-	clock := &fixedClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := newStack(t, "", func(cfg *config.Config) { cfg.UpstreamRate, cfg.UpstreamBurst = 1, 2 }, server.WithClock(clock.Now))
 	if r := s.get(t, "/example.com/m/@v/v1.0.0.info"); r.status != http.StatusOK {
 		t.Fatalf("found lookup: %d %s", r.status, r.body)

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/modgate/modgate/internal/testenv"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,24 +15,6 @@ import (
 	"github.com/modgate/modgate/internal/coord/coordtest"
 )
 
-// fakeClock is the clock LocalLocks' leases expire by in the suite.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func TestCompliance(t *testing.T) {
 	t.Run("Group", func(t *testing.T) {
 		coordtest.Run(t, coordtest.Harness{})
@@ -40,7 +22,7 @@ func TestCompliance(t *testing.T) {
 	// Groups over one LocalLocks stand for processes over a lock service:
 	// the composition a Redis Locks will use.
 	t.Run("GroupOverLocalLocks", func(t *testing.T) {
-		clock := &fakeClock{now: time.Unix(1e9, 0)}
+		clock := testenv.NewClock(time.Unix(1e9, 0))
 		coordtest.Run(t, coordtest.Harness{
 			NewLocks: func(*testing.T) coord.Locks { return &coord.LocalLocks{Now: clock.Now} },
 			Advance:  clock.Advance,
