@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/modgate/modgate/internal/testenv"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,20 +59,8 @@ func TestDiskPutIfTwoDisks(t *testing.T) {
 		}
 		close(start)
 		wg.Wait()
-		winner := -1
-		for i, err := range errs {
-			switch {
-			case err == nil && winner >= 0:
-				t.Errorf("round %d: racers %d and %d both won", round, winner, i)
-			case err == nil:
-				winner = i
-			case !errors.Is(err, store.ErrPreconditionFailed):
-				t.Errorf("round %d: racer %d: %v", round, i, err)
-			}
-		}
-		if winner < 0 {
-			t.Fatalf("round %d: no racer won", round)
-		}
+		t.Logf("round %d", round)
+		winner := testenv.SoleWinner(t, errs, store.ErrPreconditionFailed)
 		want := fmt.Sprintf("round %d racer %d", round, winner)
 		for _, d := range disks {
 			if got := readKey(t, d, key); got != want {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/modgate/modgate/internal/testenv"
 	"io"
 	"io/fs"
 	"os"
@@ -341,20 +342,7 @@ func racePutIf(t *testing.T, s store.Store, key, ifMatch string, n int) ([]error
 // the others failed their precondition, and key holds the winner's content.
 func wantOneWinner(t *testing.T, s store.Store, key string, errs []error, contents [][]byte) {
 	t.Helper()
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil && winner >= 0:
-			t.Errorf("racers %d and %d both won", winner, i)
-		case err == nil:
-			winner = i
-		case !errors.Is(err, store.ErrPreconditionFailed):
-			t.Errorf("racer %d: %v, want success or ErrPreconditionFailed", i, err)
-		}
-	}
-	if winner < 0 {
-		t.Fatal("no racer won")
-	}
+	winner := testenv.SoleWinner(t, errs, store.ErrPreconditionFailed)
 	if got, _ := get(t, s, key); !bytes.Equal(got, contents[winner]) {
 		t.Errorf("stored content is not the winner's (racer %d)", winner)
 	}
