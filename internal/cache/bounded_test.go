@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/modgate/modgate/internal/testenv"
 	"log/slog"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/modgate/modgate/internal/protocol"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 // newLimitedCache is newTestCache with tables of the given sizes and the

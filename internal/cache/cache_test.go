@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/modgate/modgate/internal/testenv"
 	"io"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/modgate/modgate/internal/protocol"
 	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 // scriptedSource is an in-process origin whose answers the test sets and

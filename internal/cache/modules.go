@@ -157,7 +157,7 @@ func newModules(cfg Config, lim limits) *Modules {
 		cfg.Locks = &coord.LocalLocks{}
 	}
 	m := &Modules{cfg: cfg, log: cfg.Logger,
-		flights: coord.NewGroup(coord.GroupConfig{Timeout: cfg.FetchTimeout, Logger: cfg.Logger}),
+		flights: coord.NewGroup(coord.GroupConfig{Timeout: cfg.FetchTimeout, Logger: cfg.Logger, KeepAbandoned: true}),
 		neg:     newNegativeCache(lim.negative),
 		queries: newQueryCache(lim.queries),
 		bgSlots: make(chan struct{}, maxBackground),
@@ -218,39 +218,24 @@ func (m *Modules) background(fn func(ctx context.Context)) bool {
 // errClosed fails fetches asked for after Close.
 var errClosed = errors.New("modgate is shutting down; try again")
 
-// flight runs fn as the one fetch of key among concurrent callers
+// flight runs fn once for all concurrent callers of key in this process
 // (m.flights) and gives each caller its result, which they share and must
 // not modify. key is the storage key the fetch fills: module files and
 // mutable answers have different keys (store.VersionKey, store.MetaKey).
 //
 // The fetch runs detached from its callers (keeping their context's values)
-// and is not given up when they are: a client that hangs up during a long
-// zip download wastes nothing, as the file is stored for the next request,
-// and the clients that joined meanwhile still get it. coord.Group cancels a
-// call that every caller has left, so the caller waits through a goroutine
-// that never leaves: the fetch ends when fn returns, at FetchTimeout (the
-// Group's timeout) or at Close. The caller itself stops waiting when its
-// own ctx ends.
+// and is not given up when they are (coord.GroupConfig.KeepAbandoned): a
+// client that hangs up during a long zip download wastes nothing, as the
+// file is stored for the next request, and the clients that joined
+// meanwhile still get it. The fetch ends when fn returns, at FetchTimeout
+// (the Group's timeout) or at Close; each caller stops waiting when its own
+// ctx ends.
 func flight[T any](ctx context.Context, m *Modules, key string, fn func(context.Context) (T, error)) (T, error) {
-	type outcome struct {
-		v   T
-		err error
+	v, err := coord.Shared(ctx, m.flights, key, fn)
+	if errors.Is(err, coord.ErrClosed) {
+		err = errClosed
 	}
-	done := make(chan outcome, 1)
-	go func() {
-		v, err := coord.Shared(context.WithoutCancel(ctx), m.flights, key, fn)
-		done <- outcome{v, err}
-	}()
-	select {
-	case o := <-done:
-		if errors.Is(o.err, coord.ErrClosed) {
-			o.err = errClosed
-		}
-		return o.v, o.err
-	case <-ctx.Done():
-		var zero T
-		return zero, ctx.Err()
-	}
+	return v, err
 }
 
 func observeFetch(kind string, start time.Time, err error) {

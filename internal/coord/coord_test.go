@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/modgate/modgate/internal/testenv"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/modgate/modgate/internal/coord"
 	"github.com/modgate/modgate/internal/coord/coordtest"
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 func TestCompliance(t *testing.T) {
@@ -166,5 +166,49 @@ func TestWait(t *testing.T) {
 	}
 	if err := g.Do(context.Background(), "k", func(context.Context) error { return nil }); err != nil {
 		t.Errorf("Do after Wait: %v", err)
+	}
+}
+
+// TestKeepAbandoned: with KeepAbandoned a call every caller left is not
+// cancelled, and a later caller joins it instead of starting another.
+func TestKeepAbandoned(t *testing.T) {
+	g := coord.NewGroup(coord.GroupConfig{KeepAbandoned: true})
+	defer g.Close()
+	var runs atomic.Int32
+	release := make(chan struct{})
+	fn := func(ctx context.Context) error {
+		runs.Add(1)
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 1)
+	go func() { errs <- g.Do(ctx, "k", fn) }()
+	for deadline := time.Now().Add(10 * time.Second); g.Waiting("k") != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first caller never waited")
+		}
+	}
+	cancel()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first caller: %v, want context.Canceled", err)
+	}
+	second := make(chan error, 1)
+	go func() { second <- g.Do(context.Background(), "k", fn) }()
+	for deadline := time.Now().Add(10 * time.Second); g.Waiting("k") != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second caller never waited")
+		}
+	}
+	close(release)
+	if err := <-second; err != nil {
+		t.Fatalf("second caller: %v, want the kept call's success", err)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("fn ran %d times, want 1: the abandoned call was not kept", n)
 	}
 }

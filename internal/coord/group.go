@@ -24,6 +24,11 @@ type GroupConfig struct {
 	Lease time.Duration
 	// Logger receives failures of the lock service (default slog.Default).
 	Logger *slog.Logger
+	// KeepAbandoned lets a call that every caller has left run to its end
+	// (bounded by Timeout and Close), and later callers of its key join
+	// it, instead of cancelling it. For work whose result is stored, such
+	// as a download another client will ask for again.
+	KeepAbandoned bool
 }
 
 // DefaultLease is the lease time of a Group's locks: a process that dies
@@ -42,10 +47,11 @@ const releaseTimeout = 10 * time.Second
 // is still winding down: the next call for its key starts when it has
 // returned.
 type Group struct {
-	timeout time.Duration
-	locks   Locks
-	lease   time.Duration
-	log     *slog.Logger
+	timeout       time.Duration
+	keepAbandoned bool
+	locks         Locks
+	lease         time.Duration
+	log           *slog.Logger
 
 	mu      sync.Mutex
 	calls   map[string]*call // the latest call of each key, until it returns
@@ -68,7 +74,7 @@ var _ Flights = (*Group)(nil)
 
 // NewGroup returns a Group. Close it to end its calls.
 func NewGroup(cfg GroupConfig) *Group {
-	g := &Group{timeout: cfg.Timeout, locks: cfg.Locks, lease: cfg.Lease, log: cfg.Logger,
+	g := &Group{timeout: cfg.Timeout, keepAbandoned: cfg.KeepAbandoned, locks: cfg.Locks, lease: cfg.Lease, log: cfg.Logger,
 		calls: map[string]*call{}}
 	if g.lease <= 0 {
 		g.lease = DefaultLease
@@ -124,7 +130,7 @@ func (g *Group) do(ctx context.Context, key string, fn func(context.Context) (an
 	case <-ctx.Done():
 		g.mu.Lock()
 		c.waiters--
-		if c.waiters == 0 && !c.abandoned {
+		if c.waiters == 0 && !c.abandoned && !g.keepAbandoned {
 			// Nobody wants the answer any more: stop working for it, and
 			// let the next caller start afresh rather than join a call
 			// that is ending.

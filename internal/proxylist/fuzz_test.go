@@ -4,9 +4,10 @@ package proxylist
 // Without -fuzz, `go test` runs the seeds as unit tests.
 
 import (
-	"github.com/modgate/modgate/internal/testenv"
 	"reflect"
 	"testing"
+
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 func FuzzParse(f *testing.F) {

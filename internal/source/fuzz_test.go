@@ -1,7 +1,6 @@
 package source
 
 import (
-	"github.com/modgate/modgate/internal/testenv"
 	"net/url"
 	"slices"
 	"strings"
@@ -9,6 +8,7 @@ import (
 	"unicode"
 
 	"github.com/modgate/modgate/internal/redact"
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 func FuzzParseVersionList(f *testing.F) {

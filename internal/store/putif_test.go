@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/modgate/modgate/internal/testenv"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/store/storetest"
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 // Conditional puts exclude each other across processes sharing the data

@@ -2,13 +2,13 @@ package sumdb
 
 import (
 	"fmt"
-	"github.com/modgate/modgate/internal/testenv"
 	"sync"
 	"testing"
 
 	"golang.org/x/mod/sumdb"
 
 	"github.com/modgate/modgate/internal/store"
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 // sharedStorageVerifiers returns two verifiers, each over its own Disk of

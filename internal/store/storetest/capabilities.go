@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/modgate/modgate/internal/testenv"
 	"io"
 	"io/fs"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/modgate/modgate/internal/store"
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 // A capability is an optional interface of store.Store and its tests.
