@@ -76,7 +76,10 @@ func countResult(kind, result string) {
 func (m *Modules) fresh(ctx context.Context, q question, fetch fetcher) (*entry, string, error) {
 	e, _ := m.loadAnswer(ctx, q)
 	now := m.now()
-	if e != nil {
+	// An invalidated answer is not served while the source may have a
+	// newer one: it is fetched now, and kept only for stale-if-error.
+	outdated := e != nil && m.outdated(q.path, e.Fetched)
+	if e != nil && !outdated {
 		if m.isFresh(e, now) {
 			return e, resultHit, nil
 		}
@@ -84,7 +87,7 @@ func (m *Modules) fresh(ctx context.Context, q question, fetch fetcher) (*entry,
 		return e, resultStale, nil
 	}
 	mk := newMemKey(q.key)
-	live, negErr := m.neg.get(mk, now)
+	live, negErr := m.neg.get(mk, now, m.invalid.since(q.path))
 	if live {
 		return nil, resultNegative, negErr
 	}
@@ -96,9 +99,15 @@ func (m *Modules) fresh(ctx context.Context, q question, fetch fetcher) (*entry,
 		return m.refresh(fctx, q, fetch)
 	})
 	g.done(err == nil)
-	if err != nil && negErr != nil && !errors.Is(err, source.ErrNotFound) {
-		m.log.Warn("upstream failed; serving the last not-found answer", "module", q.path, "file", q.kind, "err", err)
-		return nil, resultStaleIfError, negErr
+	if err != nil && !errors.Is(err, source.ErrNotFound) {
+		switch {
+		case outdated:
+			m.log.Warn("source failed; serving the answer kept before the invalidation", "module", q.path, "file", q.kind, "err", err)
+			return e, resultStaleIfError, nil
+		case negErr != nil:
+			m.log.Warn("upstream failed; serving the last not-found answer", "module", q.path, "file", q.kind, "err", err)
+			return nil, resultStaleIfError, negErr
+		}
 	}
 	if r.kept {
 		return r.e, resultHit, nil
@@ -179,9 +188,12 @@ type refreshed struct {
 // one is answered without asking the source.
 func (m *Modules) refresh(ctx context.Context, q question, fetch fetcher) (refreshed, error) {
 	kept, legacy := m.loadAnswer(ctx, q)
-	if kept != nil && m.isFresh(kept, m.now()) {
+	if kept != nil && m.isFresh(kept, m.now()) && !m.outdated(q.path, kept.Fetched) {
 		return refreshed{e: kept, kept: true}, nil
 	}
+	// The answer is as old as the moment it was asked for: a fetch that
+	// began before an invalidation is outdated by it, however long it ran.
+	asked := m.now()
 	start := time.Now()
 	e, err := fetch(ctx)
 	observeFetch(q.kind, start, err)
@@ -190,12 +202,12 @@ func (m *Modules) refresh(ctx context.Context, q question, fetch fetcher) (refre
 	switch {
 	case err == nil:
 		m.neg.remove(mk)
-		e.Fetched = m.now()
+		e.Fetched = asked
 		m.saveAnswer(ctx, q, e)
 		return refreshed{e: e}, nil
 	case errors.Is(err, source.ErrNotFound):
 		if m.cfg.NegativeTTL > 0 {
-			m.neg.put(mk, err, m.now().Add(m.cfg.NegativeTTL))
+			m.neg.put(mk, err, asked, m.now().Add(m.cfg.NegativeTTL))
 		}
 		if kept != nil || legacy {
 			m.dropAnswer(ctx, q)

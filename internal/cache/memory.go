@@ -63,6 +63,7 @@ type negativeCache struct {
 }
 
 type negEntry struct {
+	at    time.Time // when the origin said so
 	until time.Time
 	msg   string // the origin's reason, at most maxNegativeMsg bytes
 }
@@ -76,17 +77,19 @@ func newNegativeCache(size int) negativeCache {
 }
 
 // get returns whether the not-found answer remembered for key is still
-// within its TTL at now, and that answer. An expired answer is returned too
-// (fresh serves it when the source fails) until it is replaced or evicted.
-func (n negativeCache) get(key memKey, now time.Time) (live bool, err error) {
+// within its TTL at now and was not given before notBefore (an
+// invalidation), and that answer. An expired answer is returned too (fresh
+// serves it when the source fails) until it is replaced or evicted.
+func (n negativeCache) get(key memKey, now, notBefore time.Time) (live bool, err error) {
 	e, ok := n.lru.Get(key)
 	if !ok {
 		return false, nil
 	}
-	return now.Before(e.until), &source.NotFoundError{Msg: e.msg}
+	return now.Before(e.until) && !e.at.Before(notBefore), &source.NotFoundError{Msg: e.msg}
 }
 
-func (n negativeCache) put(key memKey, err error, until time.Time) {
+// put remembers err, given by the origin at at, until until.
+func (n negativeCache) put(key memKey, err error, at, until time.Time) {
 	msg := err.Error()
 	if msg == "" {
 		msg = "not found"
@@ -94,7 +97,7 @@ func (n negativeCache) put(key memKey, err error, until time.Time) {
 	if len(msg) > maxNegativeMsg {
 		msg = strings.ToValidUTF8(msg[:maxNegativeMsg], "") + "..."
 	}
-	n.lru.Add(key, negEntry{until: until, msg: msg})
+	n.lru.Add(key, negEntry{at: at, until: until, msg: msg})
 }
 
 func (n negativeCache) remove(key memKey) { n.lru.Remove(key) }

@@ -118,6 +118,8 @@ type Modules struct {
 	// bounded): their keys are chosen by clients, so storing them would
 	// let anyone grow storage without bound.
 	queries queryCache
+	// invalid holds the per-module invalidations (Invalidate).
+	invalid invalidations
 	limit   *limiter // nil: lookups are not rate-limited
 	// memLocks hold the refresh leases of answers kept in this process's
 	// memory (queries): a lock service shared by replicas (cfg.Locks) must
@@ -160,6 +162,7 @@ func newModules(cfg Config, lim limits) *Modules {
 		flights: coord.NewGroup(coord.GroupConfig{Timeout: cfg.FetchTimeout, Logger: cfg.Logger, KeepAbandoned: true}),
 		neg:     newNegativeCache(lim.negative),
 		queries: newQueryCache(lim.queries),
+		invalid: newInvalidations(defaultMaxInvalidations),
 		bgSlots: make(chan struct{}, maxBackground),
 	}
 	m.limit = newLimiter(cfg.UpstreamRate, cfg.UpstreamBurst, lim.clients, m.now)

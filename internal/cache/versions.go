@@ -286,7 +286,7 @@ func (m *Modules) immutable(ctx context.Context, path, version, ext string, fetc
 		return f, err
 	}
 	mk := newMemKey(key)
-	if live, err := m.neg.get(mk, m.now()); live {
+	if live, err := m.neg.get(mk, m.now(), m.invalid.since(path)); live {
 		countResult(ext, resultNegative)
 		return nil, err
 	}
@@ -296,6 +296,7 @@ func (m *Modules) immutable(ctx context.Context, path, version, ext string, fetc
 		return nil, err
 	}
 	countResult(ext, resultMiss)
+	asked := m.now() // a not-found answer is as old as the question
 	how, err := flight(ctx, m, key, func(fctx context.Context) (fetched, error) {
 		// Another flight may have stored it between our miss and this flight.
 		if _, err := m.cfg.Store.Stat(fctx, key); err == nil {
@@ -313,7 +314,7 @@ func (m *Modules) immutable(ctx context.Context, path, version, ext string, fetc
 	g.done(err == nil)
 	if err != nil {
 		if errors.Is(err, source.ErrNotFound) && m.cfg.NegativeTTL > 0 {
-			m.neg.put(mk, err, m.now().Add(m.cfg.NegativeTTL))
+			m.neg.put(mk, err, asked, m.now().Add(m.cfg.NegativeTTL))
 		}
 		return nil, err
 	}
