@@ -80,6 +80,29 @@ type Config struct {
 	// go.mod files of the modules it requires before clients ask for them
 	// (package prefetch).
 	Prefetch bool
+	// Private lists the module path patterns (GOPRIVATE syntax) of the
+	// company's own modules: fetched straight from their git servers,
+	// never sent to an upstream nor looked up in the checksum database.
+	Private string
+	// Insecure lists the module path patterns (GOINSECURE syntax) whose
+	// discovery and git traffic may use plain http.
+	Insecure string
+	// Netrc is the .netrc file with git hosts' credentials; empty means
+	// the go command's default ($NETRC, else ~/.netrc).
+	Netrc string
+	// WebhookSecret enables POST /webhooks/git and authenticates its
+	// events (a GitLab token, a Gitea or GitHub HMAC key).
+	WebhookSecret string
+	// GitTimeout bounds one git command (a first clone included).
+	GitTimeout time.Duration
+	// GitMaxRepoSize bounds the disk one repository's mirror may take.
+	GitMaxRepoSize ByteSize
+	// GitHosts are per-host git credentials (config file section
+	// git-hosts); they win over the .netrc's.
+	GitHosts []GitHost
+	// GitRepos map module path prefixes to repository URLs, for servers
+	// that answer no go-get meta tags (config file section git-repos).
+	GitRepos []GitRepo
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string
 	// LogFormat is json or text.

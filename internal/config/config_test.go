@@ -88,6 +88,8 @@ func TestDefaults(t *testing.T) {
 		MaxConns:            4096,
 		SumDB:               "sum.golang.org",
 		Prefetch:            true,
+		GitTimeout:          10 * time.Minute,
+		GitMaxRepoSize:      2 << 30,
 		LogLevel:            "info",
 		LogFormat:           "json",
 	}

@@ -40,6 +40,12 @@ func (c *Config) options() []*option {
 		opt(&c.SumDB, "sumdb", stringKind, "sum.golang.org", "checksum database to verify public modules against, GOSUMDB syntax (\"name\", \"name+key [URL]\"); \"off\" disables verification", notEmpty),
 		opt(&c.NoSumDB, "nosumdb", stringKind, "", "comma-separated module path patterns (GONOSUMDB syntax) never verified and never looked up", globList),
 		opt(&c.Prefetch, "prefetch", boolKind, true, "when serving a go.mod, fetch the .info and go.mod of the modules it requires before clients ask for them (never zips; bounded, dropped under load)"),
+		opt(&c.Private, "private", stringKind, "", "comma-separated module path patterns (GOPRIVATE syntax) fetched straight from their git servers, never from an upstream nor the checksum database", globList),
+		opt(&c.Insecure, "insecure", stringKind, "", "comma-separated module path patterns (GOINSECURE syntax) whose discovery and git traffic may use plain http", globList),
+		opt(&c.Netrc, "netrc", stringKind, "", "netrc file with git hosts' credentials (default: $NETRC, else ~/.netrc)", fileExists),
+		opt(&c.WebhookSecret, "webhook-secret", stringKind, "", "enables POST /webhooks/git: the GitLab token or the Gitea/GitHub HMAC secret that push and tag events carry"),
+		opt(&c.GitTimeout, "git-timeout", durationKind, 10*time.Minute, "upper bound on one git command, a first clone included", positive),
+		opt(&c.GitMaxRepoSize, "git-max-repo-size", byteSizeKind, 2<<30, "most disk one repository's mirror may take", greaterThanZero[ByteSize]),
 		opt(&c.LogLevel, "log-level", stringKind, "info", "log level: debug, info, warn or error", oneOf("debug", "info", "warn", "error")),
 		opt(&c.LogFormat, "log-format", stringKind, "json", "log format: json or text", oneOf("json", "text")),
 	}

@@ -12,9 +12,12 @@ import (
 // more structure than a flag or an environment variable can carry (per-host
 // credentials, policies). Sections exist only in config files. To add one,
 // add a field to Config and a line here, made by tableSection or
-// listSection. There are none yet.
+// listSection.
 func (c *Config) sections() []*section {
-	return nil
+	return []*section{
+		listSection(&c.GitHosts, "git-hosts", "credentials for git hosts, by host (win over the .netrc's)", (*GitHost).fields, checkGitHost),
+		listSection(&c.GitRepos, "git-repos", "repository URLs of module path prefixes whose servers answer no go-get meta tags", (*GitRepo).fields, checkGitRepo),
+	}
 }
 
 // section is one row of the section table. A section's own keys are
