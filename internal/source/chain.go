@@ -21,6 +21,8 @@ type chainEntry struct {
 	src Source
 	// anyError: fall through on any error, not only on not-found ("|").
 	anyError bool
+	// direct: the entry is "direct", whatever source answers for it.
+	direct bool
 }
 
 // ParseList parses a GOPROXY-syntax list (package proxylist, strictly:
@@ -30,6 +32,12 @@ type chainEntry struct {
 // "off" answers not found and ends the walk (lookups disabled); "direct"
 // answers that direct fetching is not configured.
 func ParseList(list string, newUpstream func(baseURL string) Source) (*Chain, error) {
+	return ParseListDirect(list, newUpstream, nil)
+}
+
+// ParseListDirect is ParseList with direct as the source of "direct"
+// entries (fetching from version control), unless it is nil.
+func ParseListDirect(list string, newUpstream func(baseURL string) Source, direct Source) (*Chain, error) {
 	entries, err := proxylist.Parse(list)
 	if err != nil {
 		return nil, err
@@ -41,11 +49,14 @@ func ParseList(list string, newUpstream func(baseURL string) Source) (*Chain, er
 		case proxylist.Off:
 			src = off{}
 		case proxylist.Direct:
-			src = unconfiguredDirect{}
+			src = direct
+			if src == nil {
+				src = unconfiguredDirect{}
+			}
 		default:
 			src = newUpstream(baseURL(e.URL))
 		}
-		c.entries = append(c.entries, chainEntry{src: src, anyError: e.FallThroughOnAnyError})
+		c.entries = append(c.entries, chainEntry{src: src, anyError: e.FallThroughOnAnyError, direct: e.Keyword == proxylist.Direct})
 	}
 	return c, nil
 }
@@ -71,7 +82,11 @@ func (c *Chain) String() string {
 				b.WriteByte(',')
 			}
 		}
-		b.WriteString(e.src.String())
+		if e.direct {
+			b.WriteString(proxylist.Direct)
+		} else {
+			b.WriteString(e.src.String())
+		}
 	}
 	return b.String()
 }

@@ -137,3 +137,27 @@ func TestEscapedRequests(t *testing.T) {
 		t.Fatalf("requested %q", got)
 	}
 }
+
+// TestChainDirect: a "direct" entry is answered by the source given for it,
+// after the proxies before it said not found, and still reads "direct".
+func TestChainDirect(t *testing.T) {
+	ctx := context.Background()
+	missing, _ := proxyAnswering(t, 404, "not here")
+	vcs, vcsN := proxyAnswering(t, 200, "v1.0.0\n")
+	newUp := func(base string) Source { return NewUpstream(base, NewHTTPClient()) }
+	c, err := ParseListDirect(missing.URL+",direct", newUp, NewUpstream(vcs.URL, NewHTTPClient()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.List(ctx, "example.com/m"); err != nil || len(got) != 1 || got[0] != "v1.0.0" || *vcsN != 1 {
+		t.Fatalf("List = %v, %v (direct asked %d times); want the direct source's answer", got, err, *vcsN)
+	}
+	if got := c.String(); got != missing.URL+",direct" {
+		t.Errorf("String() = %q", got)
+	}
+	// Without a direct source, "direct" says it is not configured.
+	_, err = chainOf(t, missing.URL+",direct").List(ctx, "example.com/m")
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "not configured") {
+		t.Errorf("unconfigured direct: err = %v", err)
+	}
+}
