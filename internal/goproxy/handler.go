@@ -201,9 +201,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, req Request, err 
 	case errors.Is(err, source.ErrNotFound):
 		WriteError(w, r, http.StatusNotFound, fmt.Sprintf("%s: not found (%v); check the module path and version", what, err))
 	case errors.As(err, &fetch) && fetch.Timeout, errors.Is(err, context.DeadlineExceeded):
-		WriteError(w, r, http.StatusGatewayTimeout, fmt.Sprintf("%s: upstream timed out (%v); try again, or check modgate's --upstream and network", what, err))
+		WriteError(w, r, http.StatusGatewayTimeout, fmt.Sprintf("%s: upstream timed out (%v); try again, or %s", what, err, advice(fetch)))
 	case errors.As(err, &fetch):
-		WriteError(w, r, http.StatusBadGateway, fmt.Sprintf("%s: upstream failed (%v); try again later, or check modgate's --upstream and network", what, err))
+		WriteError(w, r, http.StatusBadGateway, fmt.Sprintf("%s: upstream failed (%v); try again later, or %s", what, err, advice(fetch)))
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
 		WriteError(w, r, 499, "request canceled")
@@ -238,4 +238,14 @@ func WriteError(w http.ResponseWriter, r *http.Request, status int, msg string) 
 	if r.Method != http.MethodHead {
 		fmt.Fprintln(w, "modgate: "+msg)
 	}
+}
+
+// advice is what the client's error line says to check after a failed
+// fetch: what the origin said (a git host's credentials), else modgate's
+// upstream list and network.
+func advice(fetch *source.FetchError) string {
+	if fetch != nil && fetch.Advice != "" {
+		return fetch.Advice
+	}
+	return "check modgate's --upstream and network"
 }

@@ -35,6 +35,14 @@ func (s *Server) routes(sumProxy *sumdb.Proxy) *http.ServeMux {
 			goproxy.WriteError(w, r, http.StatusNotFound, "checksum database proxying is off (--sumdb off)")
 		})
 	}
+	switch {
+	case s.cfg.WebhookSecret != "" && s.git != nil:
+		mux.Handle("/webhooks/git", s.webhookHandler())
+	case s.git != nil:
+		mux.HandleFunc("/webhooks/git", func(w http.ResponseWriter, r *http.Request) {
+			goproxy.WriteError(w, r, http.StatusNotFound, "git webhooks are off; start modgate with --webhook-secret and give the git server the same secret")
+		})
+	}
 	mux.Handle("/", &goproxy.Handler{Modules: s.modules})
 	return mux
 }

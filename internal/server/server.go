@@ -44,6 +44,9 @@ type Server struct {
 	chain    *source.Chain
 	verifier *sumdb.Verifier // nil with --sumdb off
 	cache    *cache.Modules
+	// git fetches private modules (and "direct" entries) from version
+	// control; nil when nothing does.
+	git *gitParts
 	// modules is what the handler asks: the cache inside the wrappers.
 	modules protocol.Modules
 	// closeWrappers close the wrappers that have a Close method,
@@ -63,7 +66,7 @@ type Server struct {
 // endpoints, /sumdb/, the GOPROXY handler), the wrappers, the cache, the
 // router and its routes, the upstream chain; the cache checks what it
 // fetches with the verifier before it stores it.
-func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Server, error) {
+func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Server, err error) {
 	o := options{log: slog.Default(), newCache: cache.New}
 	for _, opt := range opts {
 		opt(&o)
@@ -75,8 +78,15 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Server, erro
 		o.client = source.NewHTTPClient(source.WithIdleTimeout(cfg.UpstreamIdleTimeout))
 	}
 	s := &Server{cfg: cfg, log: o.log}
+	defer func() {
+		if err != nil { // release what was built before the failure
+			s.closeGit()
+			if s.verifier != nil {
+				s.verifier.Close()
+			}
+		}
+	}()
 
-	var err error
 	s.store, err = store.New(ctx, store.Config{Kind: store.KindDisk, Dir: cfg.DataDir})
 	if err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
@@ -86,15 +96,28 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (*Server, erro
 		return nil, err
 	}
 
-	s.chain, err = source.ParseList(cfg.Upstream, func(base string) source.Source {
+	var direct source.Source // "direct" entries: not configured without git
+	if needsGit(cfg) {
+		if s.git, err = newGit(cfg, scratch, o.log); err != nil {
+			return nil, err
+		}
+		direct = s.git.source
+	} else if cfg.WebhookSecret != "" {
+		o.log.Warn("--webhook-secret is set but nothing is fetched from git (no --private, no direct upstream entry): /webhooks/git stays off")
+	}
+	s.chain, err = source.ParseListDirect(cfg.Upstream, func(base string) source.Source {
 		return source.NewUpstream(base, o.client)
-	})
+	}, direct)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Source("upstream"), err)
 	}
 	// A module matching a route is fetched from that route's source alone,
-	// any other from the chain.
-	router, err := source.NewRouter(s.chain, o.routes...)
+	// any other from the chain. --private is the first route.
+	routes := o.routes
+	if cfg.Private != "" {
+		routes = append([]source.Route{{Patterns: cfg.Private, Source: s.git.source, Private: true}}, routes...)
+	}
+	router, err := source.NewRouter(s.chain, routes...)
 	if err != nil {
 		return nil, err
 	}
@@ -229,8 +252,16 @@ func (s *Server) Close() {
 		s.closeWrappers[i]() // outermost first
 	}
 	s.cache.Close()
+	s.closeGit() // after the cache, whose fetches read the mirrors
 	if s.verifier != nil {
 		s.verifier.Close() // last: the cache's fetches may be waiting for it
+	}
+}
+
+// closeGit stops the git mirrors' fetches, if there are mirrors.
+func (s *Server) closeGit() {
+	if s.git != nil {
+		s.git.mirrors.Close()
 	}
 }
 

@@ -73,6 +73,10 @@ type FetchError struct {
 	Status  int    // HTTP status, 0 when no response arrived
 	Timeout bool
 	Err     error
+	// Advice says what to do about it, for the client's error line:
+	// "check modgate's credentials for git.corp.example.com". Empty: check
+	// the upstream list and the network.
+	Advice string
 }
 
 // Error never shows credentials, whoever filled in the fields: Source is

@@ -190,6 +190,20 @@ func (u *Upstream) Count(urlPath string) int {
 	return u.counts[urlPath]
 }
 
+// CountContaining returns how many requests reached a path (percent-
+// decoded) containing substr.
+func (u *Upstream) CountContaining(substr string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for p, c := range u.counts {
+		if strings.Contains(p, substr) {
+			n += c
+		}
+	}
+	return n
+}
+
 // Total returns how many requests reached the upstream.
 func (u *Upstream) Total() int {
 	u.mu.Lock()
