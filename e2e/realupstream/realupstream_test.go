@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -277,18 +276,6 @@ func upstreamFetches(t *testing.T, p *testenv.Proc) map[string]float64 {
 
 func immutableFetches(f map[string]float64) float64 { return f["info"] + f["mod"] + f["zip"] }
 
-// deadAddress returns the URL of a local port nothing listens on.
-func deadAddress(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
-}
-
 func TestRealUpstream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("talks to the real upstream proxy; skipped in -short mode")
@@ -391,7 +378,7 @@ func TestRealUpstream(t *testing.T) {
 		}},
 		{"3_upstream_down", func(t *testing.T) {
 			p.Stop(t)
-			dead := deadAddress(t)
+			dead := testenv.RefusedURL(t)
 			p = startModgate("upstream-down", dead, "--list-ttl", "1ms")
 			got := downloadSet(t, p.URL)
 			for _, m := range set {

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -274,7 +273,7 @@ func TestPrivateGitFailures(t *testing.T) {
 
 	t.Run("unreachable server", func(t *testing.T) {
 		// The git server's address, as HTTP proxy, with nothing listening.
-		dead := refusedAddr(t)
+		dead := testenv.RefusedURL(t)
 		env := []string{"http_proxy=" + dead, "HTTP_PROXY=" + dead, "HOME=" + t.TempDir(), "GIT_CONFIG_GLOBAL=/dev/null"}
 		p := testenv.StartEnv(t, env, "--data-dir", t.TempDir(), "--upstream", up.URL(), "--sumdb", "off",
 			"--private", srv.Host, "--insecure", srv.Host, "--netrc", writeNetrc(t, srv.Host, gitUser, gitPassword))
@@ -300,14 +299,34 @@ func TestPrivateGitFailures(t *testing.T) {
 	})
 }
 
-// refusedAddr returns an http URL on 127.0.0.1 where nothing listens.
-func refusedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// TestDirectUpstreamEntry: "direct" in --upstream works as in GOPROXY: a
+// module the proxies do not have is fetched from its version control
+// server, here with its host in --nosumdb since the fixture database
+// cannot know it; the proxy is asked first.
+func TestDirectUpstreamEntry(t *testing.T) {
+	gitserver.RequireGit(t)
+	app, _ := privateApp(t)
+	srv := gitserver.Start(t, gitserver.Options{User: gitUser, Password: gitPassword, Repos: []*gitserver.Repo{app}})
+	up := fixtureUpstream(t)
+	env := append(srv.ProxyEnv(), "HOME="+t.TempDir(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	p := testenv.StartEnv(t, env, "--data-dir", t.TempDir(), "--upstream", up.URL()+",direct", "--sumdb", "off",
+		"--insecure", srv.Host, "--netrc", writeNetrc(t, srv.Host, gitUser, gitPassword), "--prefetch=false")
+	const mod = "git.corp.test/team/app"
+	if r := get(t, p.URL+"/"+mod+"/@v/list"); r.status != 200 || r.body != "v1.0.0\nv1.1.0\n" {
+		t.Fatalf("list through direct: %d %q", r.status, r.body)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+	if r := get(t, p.URL+"/"+mod+"/@v/v1.1.0.zip"); r.status != 200 {
+		t.Fatalf("zip through direct: %d %q", r.status, r.body)
+	}
+	if n := up.CountContaining(mod + "/@v/list"); n != 1 {
+		t.Errorf("the proxy before direct was asked %d times for the list, want 1", n)
+	}
+	// A public module the proxy has never reaches git.
+	before := srv.Requests()
+	if r := get(t, p.URL+"/example.com/a/@v/v1.0.0.info"); r.status != 200 {
+		t.Errorf("public module: %d %q", r.status, r.body)
+	}
+	if srv.Requests() != before {
+		t.Errorf("a module the proxy has reached the git server")
+	}
 }

@@ -340,7 +340,7 @@ func TestRateLimit(t *testing.T) {
 // queries are logged at info like those of module files.
 func TestFetchesLogged(t *testing.T) {
 	ctx := context.Background()
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	src := &scriptedSource{versions: []string{"v1.0.0"}, latest: "v1.0.0"}
 	m, _, _ := newTestCache(t, src)
 	m.log = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -371,23 +371,6 @@ func TestFetchesLogged(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("logged\n%v\nwant\n%v", got, want)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestDegradedAnswers checks which answers are degraded: a list or @latest

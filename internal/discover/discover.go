@@ -60,10 +60,12 @@ type Config struct {
 	// globs of path prefixes), whose discovery may fall back to plain
 	// http and whose repositories may have http URLs.
 	Insecure string
-	// Static maps module path prefixes to repository URLs, for servers
-	// that answer no meta tags. The longest prefix that matches at a
-	// path element boundary wins; it is used before anything else.
-	Static map[string]string
+	// Static maps module path prefixes (Repo.Root) to repositories (URL,
+	// and the repository directory the prefix corresponds to, Subdir),
+	// for servers that answer no meta tags. The longest prefix that
+	// matches at a path element boundary wins; it is used before anything
+	// else.
+	Static []Repo
 	// Credentials returns what to send with the meta-tag request to a
 	// host (basic auth, a header). They are sent to that host only, on
 	// https, or on http for an insecure path.

@@ -71,7 +71,7 @@ func TestStaticMapping(t *testing.T) {
 		"git.corp.test":       "https://git.corp.test/root.git",
 		"corp.test/bad/plain": "http://git.corp.test/plain.git",
 	}
-	r := resolver(t, n, Config{Static: static})
+	r := resolver(t, n, Config{Static: append(staticOf(static), Repo{Root: "corp.test/mono/go", URL: "https://git.corp.test/mono.git", Subdir: "go/src"})})
 	for _, tc := range []struct{ path, root, url string }{
 		{"corp.test/a", "corp.test/a", "https://git.corp.test/a.git"},
 		{"corp.test/a/c/v2", "corp.test/a", "https://git.corp.test/a.git"},
@@ -79,13 +79,18 @@ func TestStaticMapping(t *testing.T) {
 		{"corp.test/a/b/c", "corp.test/a/b", "ssh://git@git.corp.test/b.git"},
 		{"corp.test/ab", "corp.test", "https://git.corp.test/everything.git"},
 		{"git.corp.test/x", "git.corp.test", "https://git.corp.test/root.git"},
+		{"corp.test/mono/go/lib", "corp.test/mono/go", "https://git.corp.test/mono.git"},
 	} {
 		repo, err := r.Lookup(context.Background(), tc.path)
 		if err != nil {
 			t.Errorf("Lookup(%s): %v", tc.path, err)
 			continue
 		}
-		if want := (Repo{Root: tc.root, URL: tc.url}); repo != want {
+		want := Repo{Root: tc.root, URL: tc.url}
+		if tc.root == "corp.test/mono/go" {
+			want.Subdir = "go/src"
+		}
+		if repo != want {
 			t.Errorf("Lookup(%s) = %+v, want %+v", tc.path, repo, want)
 		}
 	}
@@ -108,7 +113,7 @@ func TestCheckStatic(t *testing.T) {
 		"corp.test/c": "git+ssh://git.corp.test/c",
 		"corp.test/d": "http://git.corp.test/d",
 	}
-	if err := CheckStatic(ok, "corp.test/d"); err != nil {
+	if err := CheckStatic(staticOf(ok), "corp.test/d"); err != nil {
 		t.Fatalf("CheckStatic(valid) = %v", err)
 	}
 	for url, want := range map[string]string{
@@ -125,16 +130,30 @@ func TestCheckStatic(t *testing.T) {
 		"https://git.corp.test/x?token=" + secretPW:   "query",
 		"git.corp.test/team/repo":                     "no scheme",
 	} {
-		err := CheckStatic(map[string]string{"corp.test/z": url}, "")
+		err := CheckStatic([]Repo{{Root: "corp.test/z", URL: url}}, "")
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), secretPW) || strings.Contains(err.Error(), secretToken) {
 			t.Errorf("CheckStatic(%q) = %v, want an error about %q without the secret", url, err, want)
 		}
 	}
 	for _, prefix := range []string{"", "corp.test/", "/corp.test", "corp.test//a"} {
-		if err := CheckStatic(map[string]string{prefix: "https://git.corp.test/x"}, ""); err == nil {
+		if err := CheckStatic([]Repo{{Root: prefix, URL: "https://git.corp.test/x"}}, ""); err == nil {
 			t.Errorf("CheckStatic accepted the prefix %q", prefix)
 		}
 	}
+	for _, dir := range []string{"../x", "/abs", "a/../../b", "a\\b"} {
+		if err := CheckStatic([]Repo{{Root: "corp.test/z", URL: "https://git.corp.test/x", Subdir: dir}}, ""); err == nil {
+			t.Errorf("CheckStatic accepted the subdirectory %q", dir)
+		}
+	}
+}
+
+// staticOf turns a prefix -> URL table into a static mapping.
+func staticOf(m map[string]string) []Repo {
+	var repos []Repo
+	for prefix, url := range m {
+		repos = append(repos, Repo{Root: prefix, URL: url})
+	}
+	return repos
 }
 
 func TestKnownHosts(t *testing.T) {

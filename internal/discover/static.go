@@ -15,20 +15,19 @@ import (
 
 // staticEntry is one entry of Config.Static, checked once.
 type staticEntry struct {
-	prefix string
-	url    string
-	err    error // why the entry cannot be used
+	repo Repo
+	err  error // why the entry cannot be used
 }
 
 // buildStatic returns the mapping longest prefix first, so that the
 // first match is the longest.
-func buildStatic(m map[string]string, insecure string) []staticEntry {
-	entries := make([]staticEntry, 0, len(m))
-	for prefix, raw := range m {
-		entries = append(entries, staticEntry{prefix: prefix, url: raw, err: checkStaticEntry(prefix, raw, insecure)})
+func buildStatic(repos []Repo, insecure string) []staticEntry {
+	entries := make([]staticEntry, 0, len(repos))
+	for _, r := range repos {
+		entries = append(entries, staticEntry{repo: r, err: checkStaticEntry(r, insecure)})
 	}
 	slices.SortFunc(entries, func(a, b staticEntry) int {
-		return cmp.Or(cmp.Compare(len(b.prefix), len(a.prefix)), strings.Compare(a.prefix, b.prefix))
+		return cmp.Or(cmp.Compare(len(b.repo.Root), len(a.repo.Root)), strings.Compare(a.repo.Root, b.repo.Root))
 	})
 	return entries
 }
@@ -36,9 +35,9 @@ func buildStatic(m map[string]string, insecure string) []staticEntry {
 // CheckStatic reports the entries of a static mapping (as in
 // Config.Static) that cannot be used, for the configuration to refuse at
 // start-up; insecure is Config.Insecure.
-func CheckStatic(m map[string]string, insecure string) error {
+func CheckStatic(repos []Repo, insecure string) error {
 	var errs []error
-	for _, e := range buildStatic(m, insecure) {
+	for _, e := range buildStatic(repos, insecure) {
 		if e.err != nil {
 			errs = append(errs, e.err)
 		}
@@ -46,26 +45,31 @@ func CheckStatic(m map[string]string, insecure string) error {
 	return errors.Join(errs...)
 }
 
-func checkStaticEntry(prefix, raw, insecure string) error {
-	if err := module.CheckImportPath(prefix); err != nil {
-		return fmt.Errorf("static mapping %q: the prefix is not a module path prefix: %v", prefix, err)
+func checkStaticEntry(r Repo, insecure string) error {
+	if err := module.CheckImportPath(r.Root); err != nil {
+		return fmt.Errorf("static mapping %q: the prefix is not a module path prefix: %v", r.Root, err)
 	}
-	allowHTTP := insecure != "" && module.MatchPrefixPatterns(insecure, prefix)
-	if err := checkRepoURL(raw, allowHTTP); err != nil {
-		return fmt.Errorf("static mapping %q: %v", prefix, err)
+	allowHTTP := insecure != "" && module.MatchPrefixPatterns(insecure, r.Root)
+	if err := checkRepoURL(r.URL, allowHTTP); err != nil {
+		return fmt.Errorf("static mapping %q: %v", r.Root, err)
+	}
+	if r.Subdir != "" {
+		if err := checkSubdir(r.Subdir); err != nil {
+			return fmt.Errorf("static mapping %q: subdirectory: %v", r.Root, err)
+		}
 	}
 	return nil
 }
 
 func (r *Resolver) lookupStatic(modPath string) (Repo, bool, error) {
 	for _, e := range r.static {
-		if !hasPathPrefix(modPath, e.prefix) {
+		if !hasPathPrefix(modPath, e.repo.Root) {
 			continue
 		}
 		if e.err != nil {
 			return Repo{}, true, newError(modPath, false, nil, "%v", e.err)
 		}
-		return Repo{Root: e.prefix, URL: e.url}, true, nil
+		return e.repo, true, nil
 	}
 	return Repo{}, false, nil
 }

@@ -66,9 +66,9 @@ func newGit(cfg *config.Config, scratch string, log *slog.Logger) (*gitParts, er
 		log.Warn("git credentials: " + w)
 	}
 
-	static := make(map[string]string, len(cfg.GitRepos))
+	static := make([]discover.Repo, 0, len(cfg.GitRepos))
 	for _, r := range cfg.GitRepos {
-		static[r.Module] = r.URL
+		static = append(static, discover.Repo{Root: r.Module, URL: r.URL, Subdir: r.Subdir})
 	}
 	if err := discover.CheckStatic(static, cfg.Insecure); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Source("git-repos"), err)

@@ -12,7 +12,7 @@ import (
 // passing test stays quiet, a failing one shows everything that led to it.
 func Logger(t testing.TB, what string) *slog.Logger {
 	t.Helper()
-	buf := &lockedBuffer{}
+	buf := &SyncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("%s logs:\n%s", what, buf.String())
@@ -21,20 +21,20 @@ func Logger(t testing.TB, what string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// lockedBuffer is a strings.Builder safe for the concurrent writers a
-// server's goroutines are.
-type lockedBuffer struct {
+// SyncBuffer is a strings.Builder safe for the concurrent writers a
+// server's goroutines (or a child process's output copiers) are.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf strings.Builder
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

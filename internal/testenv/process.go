@@ -2,10 +2,10 @@ package testenv
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -64,7 +64,7 @@ func CleanupBinary() {
 type Proc struct {
 	URL  string
 	Cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *SyncBuffer
 	done chan struct{}
 }
 
@@ -90,7 +90,7 @@ func StartEnv(t testing.TB, env []string, args ...string) *Proc {
 	}
 	cmd := exec.Command(Binary(t), append(full, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	logs := &syncBuffer{}
+	logs := &SyncBuffer{}
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	cmd.Stdout = logs
@@ -189,23 +189,6 @@ func (p *Proc) Exited() bool {
 	}
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // GoEnv returns an environment for running the go command as a client of
 // goproxy, with a fresh module cache under dir and nothing reaching out but
 // the proxy.
@@ -238,4 +221,17 @@ func Go(t testing.TB, dir string, env []string, args ...string) (string, error) 
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// RefusedURL returns an http URL on 127.0.0.1 where nothing listens: a
+// port that was free a moment ago, so connections to it are refused.
+func RefusedURL(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
 }

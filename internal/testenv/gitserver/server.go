@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 // DefaultHost is the host name repositories are served as by default.
@@ -54,7 +56,7 @@ type Server struct {
 	root    string // GIT_PROJECT_ROOT
 	backend *cgi.Handler
 	stop    chan struct{}
-	stderr  lockedBuffer
+	stderr  testenv.SyncBuffer // git http-backend's, from concurrent requests
 
 	hang     atomic.Bool
 	requests atomic.Int64
@@ -288,22 +290,4 @@ func (s *Server) serveMeta(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	fmt.Fprintf(w, "<!DOCTYPE html>\n<html><head>\n<meta name=\"go-import\" content=\"%s\">\n</head><body>go get %s</body></html>\n",
 		html.EscapeString(content), html.EscapeString(s.Host+"/"+p))
-}
-
-// lockedBuffer collects git http-backend's stderr from concurrent requests.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
