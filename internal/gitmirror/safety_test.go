@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -462,5 +463,26 @@ func TestCredentialConfigScope(t *testing.T) {
 		if _, _, err := credentialConfig(rem, bad, time.Second); err == nil {
 			t.Errorf("credentials %q accepted", bad)
 		}
+	}
+}
+
+// TestOperatorCredentialHelper: for a host modgate has no credentials
+// for, the credential helper in the git configuration of the user modgate
+// runs as answers, as the operator's own git would use it.
+func TestOperatorCredentialHelper(t *testing.T) {
+	f := newFixture(t, Config{Credentials: credsFor("other.corp.test", testUser, testPassword)})
+	global := filepath.Join(t.TempDir(), "gitconfig")
+	helper := fmt.Sprintf("[credential \"%s\"]\n\thelper = \"!f() { test \\\"$1\\\" = get && echo username=%s && echo password=%s; }; f\"\n",
+		"http://"+f.srv.Host, testUser, testPassword)
+	if err := os.WriteFile(global, []byte(helper), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.m.env = append(f.m.env, "GIT_CONFIG_GLOBAL="+global) // the last one wins
+	r := f.open(t)
+	if err := r.Fetch(context.Background()); err != nil {
+		t.Fatalf("Fetch with the operator's credential helper: %v", err)
+	}
+	if _, err := r.Stat(context.Background(), "v1.1.0"); err != nil {
+		t.Fatal(err)
 	}
 }
