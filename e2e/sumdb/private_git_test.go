@@ -227,6 +227,28 @@ func TestPrivateGitThroughModgate(t *testing.T) {
 	if v := requireModule(t, work, env, mod); v != "v1.2.0" {
 		t.Errorf("after the webhook, go get @latest chose %s, want v1.2.0", v)
 	}
+
+	// A tag moved after modgate served it changes nothing it serves: the
+	// first zip is kept, and the move is logged once it is seen.
+	zipURL := p.URL + "/" + mod + "/@v/v1.0.0.zip"
+	first := get(t, zipURL)
+	app.Write("app.go", "package app\n\n// V is the version.\nconst V = 99\n")
+	app.MoveTag("v1.0.0", app.Commit("rewritten history"))
+	if status, body := githubPush(t, p.URL, srv.RepoURL(app), "refs/tags/v1.0.0", hookSecret); status != http.StatusOK {
+		t.Fatalf("webhook: %d %q", status, body)
+	}
+	if again := get(t, zipURL); again.status != 200 || again.body != first.body {
+		t.Errorf("after the tag moved, the zip changed (status %d)", again.status)
+	}
+	// main's head now carries the moved tag: asking for it makes modgate
+	// see the move.
+	if r := get(t, p.URL+"/"+mod+"/@v/main.info"); r.status != 200 || !strings.Contains(r.body, `"v1.0.0"`) {
+		t.Errorf("main.info: %d %q, want the moved tag's version", r.status, r.body)
+	}
+	if !strings.Contains(p.Logs(), "git tag moved") {
+		t.Errorf("the moved tag was not logged")
+	}
+	goOK(t, work, env, "mod", "download", mod+"@v1.0.0") // the sum in go.sum still holds
 }
 
 // TestPrivateGitFailures: wrong credentials, an unreachable git server and
