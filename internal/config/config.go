@@ -103,6 +103,22 @@ type Config struct {
 	// GitRepos map module path prefixes to repository URLs, for servers
 	// that answer no go-get meta tags (config file section git-repos).
 	GitRepos []GitRepo
+	// Tokens is the tokens file (modgate token add); set, every request
+	// needs a token except for the Anonymous paths.
+	Tokens string
+	// Anonymous lists the module path patterns readable without a token.
+	Anonymous string
+	// Policy is the download policy file (YAML).
+	Policy string
+	// PolicyDryRun evaluates the policy and records "would deny" without
+	// blocking anything.
+	PolicyDryRun bool
+	// AuditLog is the audit log file, "-" for stdout, "" for none.
+	AuditLog string
+	// AuditMaxSize and AuditMaxFiles bound the audit log: it is rotated
+	// at AuditMaxSize, keeping AuditMaxFiles old files.
+	AuditMaxSize  ByteSize
+	AuditMaxFiles int
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string
 	// LogFormat is json or text.

@@ -90,6 +90,8 @@ func TestDefaults(t *testing.T) {
 		Prefetch:            true,
 		GitTimeout:          10 * time.Minute,
 		GitMaxRepoSize:      2 << 30,
+		AuditMaxSize:        100 << 20,
+		AuditMaxFiles:       10,
 		LogLevel:            "info",
 		LogFormat:           "json",
 	}

@@ -53,10 +53,10 @@ var yamlSeeds = []string{
 	"listen: .inf\n",
 	"data-dir: ~\n",
 	"\t",
-	// Sections (the test-only hosts and policy of section_test.go).
-	"listen: \":1\"\nhosts:\n  - pattern: corp.example.com\n    token-env: CORP_TOKEN\n    tags: [a, b]\n  - pattern: \"*.internal\"\n    timeout: 1m\n    insecure: true\npolicy:\n  deny: [evil.example]\n  min-age: 24h\n",
-	"hosts: [{pattern: a.example}, {pattern: b.example, tags: []}]\npolicy: {min-age: 0}\n",
-	"hosts:\npolicy: ~\n",
+	// Sections (the test-only hosts and rules of section_test.go).
+	"listen: \":1\"\nhosts:\n  - pattern: corp.example.com\n    token-env: CORP_TOKEN\n    tags: [a, b]\n  - pattern: \"*.internal\"\n    timeout: 1m\n    insecure: true\nrules:\n  deny: [evil.example]\n  min-age: 24h\n",
+	"hosts: [{pattern: a.example}, {pattern: b.example, tags: []}]\nrules: {min-age: 0}\n",
+	"hosts:\nrules: ~\n",
 	"hosts: [{pattern: a.example, token_env: X}]\n",
 	"hosts: [{pattern: a.example, timeout: 5x}, {}]\n",
 	"hosts: [{pattern: \"[\"}]\n",
@@ -66,10 +66,10 @@ var yamlSeeds = []string{
 	"hosts: [a, [b], ~]\n",
 	"hosts: corp.example.com\n",
 	"hosts: {pattern: a}\n",
-	"policy: [x]\n",
-	"policy: {deyn: [x], deny: \"a, b\", min-age: -1h}\n",
+	"rules: [x]\n",
+	"rules: {deyn: [x], deny: \"a, b\", min-age: -1h}\n",
 	"hots: []\n",
-	"hosts: &h [{pattern: a.example}]\npolicy: {deny: *h}\n",
+	"hosts: &h [{pattern: a.example}]\nrules: {deny: *h}\n",
 	"hosts: [{pattern: a.example, pattern: b.example}]\n",
 }
 
@@ -93,15 +93,15 @@ var tomlSeeds = []string{
 	"[[data-dir]]\n",
 	"listen = \":1\"\nlisten = \":2\"\n",
 	"fetch-timeout = inf\n",
-	// Sections (the test-only hosts and policy of section_test.go).
-	"listen = \":1\"\n\n[[hosts]]\npattern = \"corp.example.com\"\ntoken-env = \"CORP_TOKEN\"\ntags = [\"a\", \"b\"]\n\n[[hosts]]\npattern = \"*.internal\"\ntimeout = \"1m\"\ninsecure = true\n\n[policy]\ndeny = [\"evil.example\"]\nmin-age = \"24h\"\n",
-	"hosts = [{pattern = \"a.example\", tags = \"a,b\"}, {pattern = \"b\", insecure = true}]\npolicy = {deny = \"x\"}\n",
+	// Sections (the test-only hosts and rules of section_test.go).
+	"listen = \":1\"\n\n[[hosts]]\npattern = \"corp.example.com\"\ntoken-env = \"CORP_TOKEN\"\ntags = [\"a\", \"b\"]\n\n[[hosts]]\npattern = \"*.internal\"\ntimeout = \"1m\"\ninsecure = true\n\n[rules]\ndeny = [\"evil.example\"]\nmin-age = \"24h\"\n",
+	"hosts = [{pattern = \"a.example\", tags = \"a,b\"}, {pattern = \"b\", insecure = true}]\nrules = {deny = \"x\"}\n",
 	"hosts = []\n",
 	"[[hosts]]\npattern = \"a.example\"\ntimout = \"1m\"\n",
 	"[[hosts]]\n[hosts.sub]\nx = 1\n",
-	"[policy]\nmin-age = 1979-05-27T07:32:00Z\n[policy.deny]\nx = 1\n",
-	"policy = 1\nhosts = \"x\"\n",
-	"[[policy]]\ndeny = \"x\"\n",
+	"[rules]\nmin-age = 1979-05-27T07:32:00Z\n[rules.deny]\nx = 1\n",
+	"rules = 1\nhosts = \"x\"\n",
+	"[[rules]]\ndeny = \"x\"\n",
 }
 
 // One file per fuzz target, rewritten for each input: a fuzz worker calls
@@ -240,7 +240,7 @@ func checkSectionsRoundTrip(t *testing.T, path string, ts *testSections, input [
 	if ts.policy.Deny != nil {
 		policy["deny"] = ts.policy.Deny
 	}
-	doc["policy"] = policy
+	doc["rules"] = policy
 	out, err := yaml.Marshal(doc)
 	if err != nil {
 		t.Fatalf("%q: cannot write the sections back: %v", input, err)

@@ -46,6 +46,13 @@ func (c *Config) options() []*option {
 		opt(&c.WebhookSecret, "webhook-secret", stringKind, "", "enables POST /webhooks/git: the GitLab token or the Gitea/GitHub HMAC secret that push and tag events carry"),
 		opt(&c.GitTimeout, "git-timeout", durationKind, 10*time.Minute, "upper bound on one git command, a first clone included", positive),
 		opt(&c.GitMaxRepoSize, "git-max-repo-size", byteSizeKind, 2<<30, "most disk one repository's mirror may take", greaterThanZero[ByteSize]),
+		opt(&c.Tokens, "tokens", stringKind, "", "tokens file (create it with `modgate token add`): when set, every download needs a token, except paths in --anonymous", fileExists),
+		opt(&c.Anonymous, "anonymous", stringKind, "", "comma-separated module path patterns readable without a token when --tokens is set (\"*\": everything)", globList),
+		opt(&c.Policy, "policy", stringKind, "", "download policy file (YAML: deny, allow, min-age, vulndb, waive); re-read when it changes", fileExists),
+		opt(&c.PolicyDryRun, "policy-dry-run", boolKind, false, "evaluate the policy and log and audit \"would-deny\" without blocking anything"),
+		opt(&c.AuditLog, "audit-log", stringKind, "", "audit log file, one JSON line per download and per denied request (\"-\": stdout)"),
+		opt(&c.AuditMaxSize, "audit-max-size", byteSizeKind, 100<<20, "size at which the audit log is rotated", greaterThanZero[ByteSize]),
+		opt(&c.AuditMaxFiles, "audit-max-files", intKind, 10, "rotated audit log files kept", atLeast(1)),
 		opt(&c.LogLevel, "log-level", stringKind, "info", "log level: debug, info, warn or error", oneOf("debug", "info", "warn", "error")),
 		opt(&c.LogFormat, "log-format", stringKind, "json", "log format: json or text", oneOf("json", "text")),
 	}

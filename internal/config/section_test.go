@@ -40,7 +40,7 @@ func checkHost(h *testHost) error {
 	return nil
 }
 
-// testPolicy is the test-only "policy" table.
+// testPolicy is the test-only "rules" table.
 type testPolicy struct {
 	Deny   []string
 	MinAge time.Duration
@@ -62,7 +62,7 @@ type testSections struct {
 func (ts *testSections) table() []*section {
 	return []*section{
 		listSection(&ts.hosts, "hosts", "per-host settings", (*testHost).fields, checkHost),
-		tableSection(&ts.policy, "policy", "what is served", (*testPolicy).fields, nil),
+		tableSection(&ts.policy, "rules", "what is served", (*testPolicy).fields, nil),
 	}
 }
 
@@ -86,7 +86,7 @@ hosts:
   - pattern: "*.internal"
     timeout: 1m
     insecure: true
-policy:
+rules:
   deny: [evil.example]
   min-age: 24h
 `,
@@ -103,14 +103,14 @@ pattern = "*.internal"
 timeout = "1m"
 insecure = true
 
-[policy]
+[rules]
 deny = ["evil.example"]
 min-age = "24h"
 `,
 		"inline.toml": `
 listen = ":1"
 hosts = [{pattern = "corp.example.com", token-env = "CORP_TOKEN", tags = "a,b"}, {pattern = "*.internal", timeout = "1m", insecure = true}]
-policy = {deny = "evil.example", min-age = "24h"}
+rules = {deny = "evil.example", min-age = "24h"}
 `,
 	}
 	wantHosts := []testHost{
@@ -131,14 +131,14 @@ policy = {deny = "evil.example", min-age = "24h"}
 				t.Errorf("hosts = %+v\nwant %+v", ts.hosts, wantHosts)
 			}
 			if !reflect.DeepEqual(ts.policy, wantPolicy) {
-				t.Errorf("policy = %+v, want %+v", ts.policy, wantPolicy)
+				t.Errorf("rules = %+v, want %+v", ts.policy, wantPolicy)
 			}
 			if c.Listen != ":1" || c.LogFormat != "text" || c.ListTTL != 2*time.Minute {
 				t.Errorf("flat options: listen %q, log-format %q, list-ttl %v", c.Listen, c.LogFormat, c.ListTTL)
 			}
 			for name, want := range map[string]string{
 				"hosts":    "config file " + path + ": hosts",
-				"policy":   "config file " + path + ": policy",
+				"rules":   "config file " + path + ": rules",
 				"listen":   "config file " + path + ": listen",
 				"list-ttl": "env MODGATE_LIST_TTL",
 			} {
@@ -150,7 +150,7 @@ policy = {deny = "evil.example", min-age = "24h"}
 	}
 
 	// Absent or null: the defaults, which a table fills in per key.
-	for _, content := range []string{"listen: \":1\"\n", "hosts:\npolicy: ~\n"} {
+	for _, content := range []string{"listen: \":1\"\n", "hosts:\nrules: ~\n"} {
 		c, ts, err := loadWithSections([]string{"--config", writeFile(t, "m.yaml", content)}, env(nil))
 		if err != nil || ts.hosts != nil || !reflect.DeepEqual(ts.policy, testPolicy{}) || c.Source("hosts") != "default hosts" {
 			t.Errorf("%q: hosts %+v, policy %+v, source %q, err %v", content, ts.hosts, ts.policy, c.Source("hosts"), err)
@@ -174,8 +174,8 @@ func TestSectionErrors(t *testing.T) {
 			[]string{`unknown key "hosts[1].token_env" (did you mean "token-env"?)`}},
 		{"m.toml", "[[hosts]]\npattern = \"a.example\"\ntimout = \"1m\"\n",
 			[]string{`unknown key "hosts[0].timout" (did you mean "timeout"?)`}},
-		{"m.yaml", "policy: {deyn: [x], retention: 1d}\n",
-			[]string{`unknown key "policy.deyn" (did you mean "deny"?)`, `unknown key "policy.retention"`}},
+		{"m.yaml", "rules: {deyn: [x], retention: 1d}\n",
+			[]string{`unknown key "rules.deyn" (did you mean "deny"?)`, `unknown key "rules.retention"`}},
 		{"m.yaml", "hots: []\n", []string{`unknown key "hots" (did you mean "hosts"?)`}},
 		{"m.yaml", "hosts: [{pattern: a.example, timeout: 5x}]\n",
 			[]string{`hosts[0].timeout: invalid duration "5x" (want e.g. 30s, 5m, 1h30m)`}},
@@ -187,8 +187,8 @@ func TestSectionErrors(t *testing.T) {
 		{"m.yaml", "hosts: {pattern: a}\n", []string{"hosts: got a table, want a list of tables"}},
 		{"m.yaml", "hosts: [a.example, [b]]\n", []string{"hosts[0]: got a single value, want a table", "hosts[1]: got a list, want a table"}},
 		{"m.yaml", "hosts: [{1: x}]\n", []string{"hosts[0]: keys must be names"}},
-		{"m.toml", "policy = [\"x\"]\n", []string{"policy: got a list, want a table"}},
-		{"m.toml", "policy = 1\n", []string{"policy: got a single value, want a table"}},
+		{"m.toml", "rules = [\"x\"]\n", []string{"rules: got a list, want a table"}},
+		{"m.toml", "rules = 1\n", []string{"rules: got a single value, want a table"}},
 		// Every problem of the file, flat keys and sections, in file
 		// order (a table's keys in sorted order).
 		{"m.yaml", "listn: \":1\"\nhosts:\n  - {pattern: a.example, timeout: 5x, tokn-env: X}\n  - {pattern: b, bogus: 1}\nlist-ttl: 5x\n",
@@ -225,7 +225,7 @@ hosts:
     insecure: true
     token-env: X
   - pattern: b.example
-policy:
+rules:
   min-age: -1h
 `)
 	_, _, err := loadWithSections([]string{"--config", path, "--list-ttl=0"}, env(nil))
@@ -236,7 +236,7 @@ policy:
 		p + "hosts[1].pattern: must not be empty",
 		p + "hosts[1].timeout: must be greater than 0, got 0s",
 		p + "hosts[2]: a token must not be sent over plain http: set insecure or token-env, not both",
-		p + "policy.min-age: must not be negative, got -1h",
+		p + "rules.min-age: must not be negative, got -1h",
 	}, "\n")
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
@@ -264,8 +264,8 @@ func TestSectionUsage(t *testing.T) {
 		"  hosts: list of tables\n    \tper-host settings\n",
 		"    hosts.pattern string\n      \tmodule path patterns served by the host\n",
 		"    hosts.timeout duration\n      \tbound on one fetch from the host, default 30s\n",
-		"  policy: table\n",
-		"    policy.deny list\n",
+		"  rules: table\n",
+		"    rules.deny list\n",
 	} {
 		if !strings.Contains(got, s) {
 			t.Errorf("usage does not contain %q:\n%s", s, got)

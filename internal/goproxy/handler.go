@@ -172,13 +172,25 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, req Request, err 
 		what += "@" + req.Version
 	}
 	var (
-		inv   *protocol.InvalidError
-		fetch *source.FetchError
-		badV  *invalidVersionError
-		ver   *sumdb.VerifyError
-		limit *protocol.RateLimitError
+		inv    *protocol.InvalidError
+		fetch  *source.FetchError
+		badV   *invalidVersionError
+		ver    *sumdb.VerifyError
+		limit  *protocol.RateLimitError
+		unauth *protocol.UnauthorizedError
+		forbid *protocol.ForbiddenError
+		policy *protocol.PolicyError
 	)
 	switch {
+	case errors.As(err, &unauth):
+		// The challenge makes the go command send its GOAUTH or .netrc
+		// credentials and retry.
+		w.Header().Set("WWW-Authenticate", `Basic realm="modgate"`)
+		WriteError(w, r, http.StatusUnauthorized, unauth.Msg)
+	case errors.As(err, &forbid):
+		WriteError(w, r, http.StatusForbidden, forbid.Msg)
+	case errors.As(err, &policy):
+		WriteError(w, r, http.StatusForbidden, policy.Error())
 	case errors.As(err, &limit):
 		secs := int((limit.RetryAfter + time.Second - 1) / time.Second)
 		if secs < 1 {

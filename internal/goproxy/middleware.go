@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/modgate/modgate/internal/metrics"
+	"github.com/modgate/modgate/internal/protocol"
 )
 
 type requestKey struct{}
@@ -191,7 +192,7 @@ func Instrument(base *slog.Logger, next http.Handler, opts ...Option) http.Handl
 			id = newRequestID()
 		}
 		ri := &requestInfo{id: id, base: base}
-		r = r.WithContext(context.WithValue(r.Context(), requestKey{}, ri))
+		r = r.WithContext(protocol.WithRequestID(context.WithValue(r.Context(), requestKey{}, ri), id))
 		rw := &responseWriter{ResponseWriter: w, status: http.StatusOK, minRate: cfg.minRate, window: cfg.window, chunk: chunk}
 		rw.Header().Set("X-Request-Id", id)
 		endpoint := Endpoint(r.URL.Path)
