@@ -86,8 +86,12 @@ func addIncompatible(t testing.TB, dir string) {
 	mustWrite(t, filepath.Join(vdir, "list"), []byte(strings.Join(versions, "\n")+"\n"))
 }
 
+// mustWrite writes a file, and the directories it needs.
 func mustWrite(t testing.TB, name string, data []byte) {
 	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(name, data, 0o644); err != nil {
 		t.Fatal(err)
 	}

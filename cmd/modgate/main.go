@@ -62,6 +62,9 @@ const usage = `modgate: a Go module proxy and gate
 Usage:
   modgate serve [flags]     run the proxy (modgate serve --help lists the flags)
   modgate verify [flags]    check stored modules against the checksum database
+  modgate token add|list|revoke --tokens FILE ...
+                            manage the client tokens of --tokens FILE
+  modgate goauth --url URL  a GOAUTH command giving the go command a token
   modgate version           print the version
 
 Run "modgate serve" with no flags to start with local-disk storage in
@@ -83,6 +86,10 @@ func run(args []string) int {
 		err = serve(args[1:])
 	case "verify":
 		err = verify(args[1:])
+	case "token":
+		err = tokenCmd(args[1:], os.Stdout, os.Stderr)
+	case "goauth":
+		err = goauthCmd(args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	case "version", "--version", "-version":
 		fmt.Println("modgate", modgateVersion())
 	case "help", "--help", "-h", "-help":

@@ -95,3 +95,23 @@ var Prefetches = prometheus.NewCounterVec(prometheus.CounterOpts{
 func init() {
 	Registry.MustRegister(Prefetches)
 }
+
+var (
+	// AuditEvents counts audit events written (package audit), by decision
+	// (allow, deny, would-deny).
+	AuditEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "modgate_audit_events_total",
+		Help: "Audit log events written, by decision (allow, deny, would-deny).",
+	}, []string{"decision"})
+
+	// AuditDropped counts audit events that could not be written to the
+	// audit log (they are logged to the process log instead).
+	AuditDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "modgate_audit_dropped_total",
+		Help: "Audit events that could not be written to the audit log.",
+	})
+)
+
+func init() {
+	Registry.MustRegister(AuditEvents, AuditDropped)
+}

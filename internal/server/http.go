@@ -43,6 +43,9 @@ func (s *Server) routes(sumProxy *sumdb.Proxy) *http.ServeMux {
 			goproxy.WriteError(w, r, http.StatusNotFound, "git webhooks are off; start modgate with --webhook-secret and give the git server the same secret")
 		})
 	}
+	if s.gate.audit != nil && s.cfg.AuditLog != "-" {
+		mux.Handle("GET /admin/v1/audit", s.gate.admin(s.gate.audit.Handler()))
+	}
 	mux.Handle("/", &goproxy.Handler{Modules: s.modules})
 	return mux
 }

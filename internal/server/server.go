@@ -47,6 +47,8 @@ type Server struct {
 	// git fetches private modules (and "direct" entries) from version
 	// control; nil when nothing does.
 	git *gitParts
+	// gate is authentication, policy and audit, each nil when off.
+	gate *gateParts
 	// modules is what the handler asks: the cache inside the wrappers.
 	modules protocol.Modules
 	// closeWrappers close the wrappers that have a Close method,
@@ -80,6 +82,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Server, er
 	s := &Server{cfg: cfg, log: o.log}
 	defer func() {
 		if err != nil { // release what was built before the failure
+			s.gate.close()
 			s.closeGit()
 			if s.verifier != nil {
 				s.verifier.Close()
@@ -128,6 +131,10 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Server, er
 		return nil, err
 	}
 
+	if s.gate, err = newGate(cfg, o.client, o.log); err != nil {
+		return nil, err
+	}
+
 	s.cache = o.newCache(cache.Config{
 		Store:       s.store,
 		Source:      router,
@@ -159,7 +166,10 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Server, er
 		}
 	}
 
-	s.handler = goproxy.Instrument(o.log, s.routes(sumProxy),
+	// The gate is outermost: what it refuses, the audit log records.
+	s.modules = s.gate.wrap(s.modules)
+
+	s.handler = goproxy.Instrument(o.log, s.gate.middleware(s.routes(sumProxy)),
 		goproxy.SendDeadlines(int64(cfg.MinSendRate), cfg.SendTimeout))
 	s.http = newHTTPServer(s.handler, o.log)
 	return s, nil
@@ -248,6 +258,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() {
 	// Its only errors are from closing listeners Shutdown closed already.
 	s.http.Close()
+	s.gate.close()
 	for i := len(s.closeWrappers) - 1; i >= 0; i-- {
 		s.closeWrappers[i]() // outermost first
 	}

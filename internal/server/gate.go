@@ -1,0 +1,114 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"github.com/modgate/modgate/internal/audit"
+	"github.com/modgate/modgate/internal/auth"
+	"github.com/modgate/modgate/internal/config"
+	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/policy"
+	"github.com/modgate/modgate/internal/protocol"
+)
+
+// gateParts are the gate the configuration asks for: tokens
+// (authentication and authorization by module path), the download policy
+// and the audit log. Each is nil when off.
+type gateParts struct {
+	tokens *auth.Store
+	gate   *auth.Gate
+	policy *policy.Engine
+	audit  *audit.Log
+}
+
+// newGate opens what cfg names. On error, what was opened is closed.
+func newGate(cfg *config.Config, client *http.Client, log *slog.Logger) (_ *gateParts, err error) {
+	g := &gateParts{}
+	defer func() {
+		if err != nil {
+			g.close()
+		}
+	}()
+	if cfg.Tokens != "" {
+		if g.tokens, err = auth.Open(cfg.Tokens, log); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Source("tokens"), err)
+		}
+		g.gate = auth.NewGate(g.tokens, cfg.Anonymous)
+		if cfg.TLSCert == "" {
+			log.Warn("tokens are on but modgate serves plain http: the go command sends credentials only over https; set --tls-cert and --tls-key, or terminate TLS in front of modgate")
+		}
+	} else if cfg.Anonymous != "" {
+		log.Warn("--anonymous has no effect without --tokens: every path is readable without a token")
+	}
+	if cfg.Policy != "" {
+		g.policy, err = policy.New(policy.Config{File: cfg.Policy, DryRun: cfg.PolicyDryRun, Logger: log, Client: client})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Source("policy"), err)
+		}
+	} else if cfg.PolicyDryRun {
+		log.Warn("--policy-dry-run has no effect without --policy")
+	}
+	if cfg.AuditLog != "" {
+		g.audit, err = audit.Open(cfg.AuditLog, audit.Config{MaxSize: int64(cfg.AuditMaxSize), MaxFiles: cfg.AuditMaxFiles, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Source("audit-log"), err)
+		}
+	}
+	return g, nil
+}
+
+// wrap puts the gate around m, outermost last: the policy, then the
+// authorization by module path, then the audit log, which sees both
+// kinds of refusal.
+func (g *gateParts) wrap(m protocol.Modules) protocol.Modules {
+	if g.policy != nil {
+		m = g.policy.Wrap(m)
+	}
+	if g.gate != nil {
+		m = g.gate.Wrap(m)
+	}
+	return audit.Wrap(m, g.audit) // m itself when the audit log is off
+}
+
+// middleware authenticates requests before h when tokens are on.
+func (g *gateParts) middleware(h http.Handler) http.Handler {
+	if g.gate == nil {
+		return h
+	}
+	return g.gate.Middleware(h)
+}
+
+// admin guards the admin API: the middleware demands an admin token when
+// tokens are on; without tokens only clients on a loopback address get
+// through.
+func (g *gateParts) admin(h http.Handler) http.Handler {
+	if g.gate != nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			goproxy.WriteError(w, r, http.StatusForbidden, "the admin API answers only local clients while tokens are off; start modgate with --tokens and use an admin token")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (g *gateParts) close() {
+	if g == nil {
+		return
+	}
+	if g.policy != nil {
+		g.policy.Close()
+	}
+	if g.audit != nil {
+		g.audit.Close()
+	}
+	if g.tokens != nil {
+		g.tokens.Close()
+	}
+}
