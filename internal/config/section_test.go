@@ -138,7 +138,7 @@ rules = {deny = "evil.example", min-age = "24h"}
 			}
 			for name, want := range map[string]string{
 				"hosts":    "config file " + path + ": hosts",
-				"rules":   "config file " + path + ": rules",
+				"rules":    "config file " + path + ": rules",
 				"listen":   "config file " + path + ": listen",
 				"list-ttl": "env MODGATE_LIST_TTL",
 			} {
