@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,7 +18,7 @@ import (
 
 // BenchmarkWarmGate measures what the gate costs on warm requests: one op
 // serves the .info, .mod and .zip of benchModules stored fixture modules
-// from a keep-alive client over loopback TCP (server.Listen and Serve:
+// from a keep-alive client over TLS on loopback (server.Listen and Serve:
 // middleware, mux, wrappers, cache, storage), with
 //
 //   - no gate ("off");
@@ -40,8 +41,13 @@ func BenchmarkWarmGate(b *testing.B) {
 	testenv.BuildTree(b, tree, mods)
 	up := testenv.NewUpstream(b, tree)
 
+	// Over TLS, as tokens are used in practice (the go command sends
+	// credentials only over https), for every variant alike.
+	ca := testenv.NewCA(b)
+	cert, key := ca.Issue(b, "127.0.0.1")
 	run := func(b *testing.B, token string, configure func(dir string) []string) {
 		cfg := testConfig(b, up.URL())
+		cfg.TLSCert, cfg.TLSKey = cert, key
 		dir := b.TempDir()
 		if configure != nil {
 			kv := configure(dir)
@@ -54,8 +60,8 @@ func BenchmarkWarmGate(b *testing.B) {
 			b.Fatal(err)
 		}
 		go s.Serve(ln)
-		base := "http://" + ln.Addr().String()
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+		base := "https://" + ln.Addr().String()
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
 		defer client.CloseIdleConnections()
 		serve := func() {
 			for _, path := range paths {
@@ -83,28 +89,40 @@ func BenchmarkWarmGate(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchModules*3), "ns/request")
 	}
 
-	b.Run("off", func(b *testing.B) { run(b, "", nil) })
-
 	tokens := filepath.Join(b.TempDir(), "tokens.json")
 	token, err := auth.Add(tokens, "bench", []string{"*"}, false, time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}
+	policyFile := func(dir string) string {
+		vdb := filepath.Join(dir, "vulndb")
+		vulndbtest.Write(b, vdb, "2026-11-01T00:00:00Z", vulndbtest.Generate(3000))
+		var policy strings.Builder
+		policy.WriteString("deny:\n")
+		for i := range 1000 {
+			fmt.Fprintf(&policy, "  - module: deny%d.example/m%d\n    versions: \"<v1.%d.0\"\n    reason: rule %d\n", i%50, i, i%9, i)
+		}
+		fmt.Fprintf(&policy, "vulndb: %s\n", vdb)
+		file := filepath.Join(dir, "policy.yaml")
+		if err := os.WriteFile(file, []byte(policy.String()), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		return file
+	}
+	// Each part alone, then all three.
+	b.Run("off", func(b *testing.B) { run(b, "", nil) })
+	b.Run("tokens", func(b *testing.B) {
+		run(b, token, func(string) []string { return []string{tokens, "", ""} })
+	})
+	b.Run("policy", func(b *testing.B) {
+		run(b, "", func(dir string) []string { return []string{"", policyFile(dir), ""} })
+	})
+	b.Run("audit", func(b *testing.B) {
+		run(b, "", func(dir string) []string { return []string{"", "", filepath.Join(dir, "audit.log")} })
+	})
 	b.Run("gate", func(b *testing.B) {
 		run(b, token, func(dir string) []string {
-			vdb := filepath.Join(dir, "vulndb")
-			vulndbtest.Write(b, vdb, "2026-11-01T00:00:00Z", vulndbtest.Generate(3000))
-			var policy strings.Builder
-			policy.WriteString("deny:\n")
-			for i := range 1000 {
-				fmt.Fprintf(&policy, "  - module: deny%d.example/m%d\n    versions: \"<v1.%d.0\"\n    reason: rule %d\n", i%50, i, i%9, i)
-			}
-			fmt.Fprintf(&policy, "vulndb: %s\n", vdb)
-			file := filepath.Join(dir, "policy.yaml")
-			if err := os.WriteFile(file, []byte(policy.String()), 0o600); err != nil {
-				b.Fatal(err)
-			}
-			return []string{tokens, file, filepath.Join(dir, "audit.log")}
+			return []string{tokens, policyFile(dir), filepath.Join(dir, "audit.log")}
 		})
 	})
 }
