@@ -151,11 +151,7 @@ func parse(name string, data []byte) (*policy, error) {
 			if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
 				return ps.errorf(v, "block-retracted", "want true or false")
 			}
-			if b, _ := strconv.ParseBool(v.Value); b {
-				// Not silently ignored: an operator who asks for it must
-				// know it does not hold.
-				return ps.errorf(v, "block-retracted", "true is not supported yet; remove the key or set it to false")
-			}
+			p.blockRetracted, _ = strconv.ParseBool(v.Value)
 			return nil
 		}
 		return nil

@@ -110,7 +110,6 @@ func TestParseErrors(t *testing.T) {
 		{"waive:\n  - module: a\n", `p.yaml:2: waive[0]: no id`},
 		{"vulndb: [a]\n", `p.yaml:1: vulndb: want a string`},
 		{"block-retracted: maybe\n", `p.yaml:1: block-retracted: want true or false`},
-		{"block-retracted: true\n", `p.yaml:1: block-retracted: true is not supported yet`},
 		{"deny:\n  - module: a\n  bad indent\n", `policy file p.yaml:3: `},
 		{"- a\n", `p.yaml:1: the file: want a mapping`},
 	} {

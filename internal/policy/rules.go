@@ -17,7 +17,7 @@ import (
 type Verdict struct {
 	Allowed bool
 	// Rule is the kind of rule that blocked it: "allow" (not in the allow
-	// list), "deny", "vuln", "min-age"; "" when allowed.
+	// list), "deny", "vuln", "min-age", "retracted"; "" when allowed.
 	Rule   string
 	Reason string
 }
@@ -35,6 +35,9 @@ type policy struct {
 	vulndb    string              // as written in the file
 	waivers   map[string][]string // advisory ID -> module patterns ("" for all)
 	db        *vulndb.DB          // opened from vulndb; nil without
+	// blockRetracted refuses versions their author retracted (see
+	// retract.go; the wrapper checks it, as it needs the module's go.mod).
+	blockRetracted bool
 }
 
 type denyRule struct {

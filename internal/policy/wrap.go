@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/mod/semver"
 
 	"github.com/modgate/modgate/internal/protocol"
@@ -24,12 +25,14 @@ const maxLatestTries = 16
 // request's protocol.Decision, when its context carries one, records the
 // outcome.
 func (e *Engine) Wrap(inner protocol.Modules) protocol.Modules {
-	return &gate{Modules: inner, e: e}
+	return &gate{Modules: inner, e: e, retracts: newRetractTable()}
 }
 
 type gate struct {
 	protocol.Modules
 	e *Engine
+	// retracts holds each module's retractions (block-retracted).
+	retracts *lru.Cache[string, retractEntry]
 }
 
 // verdict decides on version, reading its .info time from inner only when
@@ -37,7 +40,13 @@ type gate struct {
 func (g *gate) verdict(ctx context.Context, p *policy, path, version string, t time.Time) Verdict {
 	now := g.e.cfg.Now()
 	v := p.decide(path, version, time.Time{}, now)
-	if !v.Allowed || t.IsZero() && p.ageRule(path) == nil {
+	if !v.Allowed {
+		return v
+	}
+	if r, ok := g.retracted(ctx, p, path, version); ok {
+		return r
+	}
+	if t.IsZero() && p.ageRule(path) == nil {
 		return v
 	}
 	if t.IsZero() {
@@ -87,7 +96,7 @@ func (g *gate) Info(ctx context.Context, path, query string) (*protocol.File, er
 	if err != nil {
 		return nil, err
 	}
-	if err := g.enforce(ctx, path, f.Version, p.decide(path, f.Version, infoTime(f), g.e.cfg.Now())); err != nil {
+	if err := g.enforce(ctx, path, f.Version, g.verdict(ctx, p, path, f.Version, infoTime(f))); err != nil {
 		f.Content.Close()
 		return nil, err
 	}
@@ -148,6 +157,11 @@ func (g *gate) filter(ctx context.Context, p *policy, path string, vs *protocol.
 				tries++
 			}
 			v := p.decide(path, ver.Version, t, now)
+			if v.Allowed {
+				if r, ok := g.retracted(ctx, p, path, ver.Version); ok {
+					v = r
+				}
+			}
 			if v.Allowed && !t.IsZero() {
 				settled = true
 			}
@@ -165,7 +179,7 @@ func (g *gate) Latest(ctx context.Context, path string) (*protocol.File, error) 
 	if err != nil {
 		return nil, err
 	}
-	v := p.decide(path, f.Version, infoTime(f), g.e.cfg.Now())
+	v := g.verdict(ctx, p, path, f.Version, infoTime(f))
 	if v.Allowed || g.e.cfg.DryRun {
 		return f, g.enforce(ctx, path, f.Version, v)
 	}
@@ -209,7 +223,7 @@ func (g *gate) Latest(ctx context.Context, path string) (*protocol.File, error) 
 		if err != nil {
 			continue
 		}
-		if !p.decide(path, cand, infoTime(f), g.e.cfg.Now()).Allowed {
+		if !g.verdict(ctx, p, path, cand, infoTime(f)).Allowed {
 			f.Content.Close()
 			continue
 		}

@@ -66,6 +66,11 @@ func newEnv(t *testing.T, dryRun bool) *env {
 	add("example.com/young", old, "v1.0.0")
 	add("example.com/young", young, "v1.1.0")
 	add("example.com/fine", old, "v1.0.0")
+	add("example.com/retracted", old, "v1.0.0", "v1.1.0")
+	mods = append(mods, testenv.Module{Path: "example.com/retracted", Version: "v1.2.0", Time: old, Files: map[string]string{
+		"x.go":   "package x\n",
+		"go.mod": "module example.com/retracted\n\ngo 1.21\n\nretract (\n\tv1.1.0 // loses data on restart\n\tv1.2.0 // published by mistake\n)\n",
+	}})
 	testenv.BuildTree(t, tree, mods)
 	up := testenv.NewUpstream(t, tree)
 	disk, err := store.NewDisk(filepath.Join(t.TempDir(), "data"))
@@ -286,5 +291,39 @@ func TestNewRejects(t *testing.T) {
 	}
 	if _, err := policy.New(policy.Config{File: file + ".missing"}); err == nil {
 		t.Error("New of a missing file succeeded")
+	}
+}
+
+// TestBlockRetracted: with block-retracted, the versions the module's
+// latest go.mod retracts are refused with the author's rationale, left
+// out of the list, and never chosen for @latest; without it they are
+// served as any other.
+func TestBlockRetracted(t *testing.T) {
+	e := newEnv(t, false)
+	if status, _ := e.get("/example.com/retracted/@v/v1.1.0.zip"); status != http.StatusOK {
+		t.Fatalf("without block-retracted, a retracted version: %d, want 200", status)
+	}
+	db, _ := filepath.Abs("../vulndb/testdata/db")
+	e.write(strings.Replace(policyYAML, "%s", db, 1) + "block-retracted: true\n")
+	if err := e.engine.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{"v1.1.0.zip", "v1.1.0.mod", "v1.1.0.info"} {
+		status, body := e.get("/example.com/retracted/@v/" + file)
+		if status != http.StatusForbidden || body != "modgate: example.com/retracted@v1.1.0 blocked by policy: retracted: retracted by the module's author: loses data on restart\n" {
+			t.Errorf("%s: %d %q", file, status, body)
+		}
+	}
+	if status, body := e.get("/example.com/retracted/@v/list"); status != http.StatusOK || body != "v1.0.0\n" {
+		t.Errorf("list: %d %q, want only v1.0.0", status, body)
+	}
+	if status, v := e.latest("example.com/retracted"); status != http.StatusOK || v != "v1.0.0" {
+		t.Errorf("@latest: %d %q, want v1.0.0", status, v)
+	}
+	if status, _ := e.get("/example.com/retracted/@v/v1.0.0.zip"); status != http.StatusOK {
+		t.Errorf("a version not retracted: %d, want 200", status)
+	}
+	if status, _ := e.get("/example.com/fine/@v/v1.0.0.zip"); status != http.StatusOK {
+		t.Errorf("a module without retractions: %d, want 200", status)
 	}
 }
