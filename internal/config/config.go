@@ -119,6 +119,27 @@ type Config struct {
 	// at AuditMaxSize, keeping AuditMaxFiles old files.
 	AuditMaxSize  ByteSize
 	AuditMaxFiles int
+	// Storage is the storage backend: "disk" (DataDir) or "s3".
+	Storage string
+	// S3Endpoint, S3Bucket, S3Prefix, S3Region and S3PathStyle locate the
+	// bucket of --storage s3. The endpoint's scheme decides TLS.
+	S3Endpoint  string
+	S3Bucket    string
+	S3Prefix    string
+	S3Region    string
+	S3PathStyle bool
+	// S3AccessKey and S3SecretKey come from MODGATE_S3_ACCESS_KEY and
+	// MODGATE_S3_SECRET_KEY only (never a flag, which others can read in
+	// the process list); both empty: the standard AWS chain.
+	S3AccessKey string
+	S3SecretKey string
+	// Redis is the URL of the Redis that replicas coordinate through
+	// (redis://[user:password@]host:port/db, rediss:// for TLS); empty:
+	// everything in-process.
+	Redis string
+	// RedisTopology holds Sentinel and Cluster settings (config file
+	// section redis-topology).
+	RedisTopology RedisTopology
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string
 	// LogFormat is json or text.
@@ -245,6 +266,9 @@ func (c *Config) load(args []string, getenv func(string) string, secs []*section
 		c.setSource(f.o.name, where)
 	}
 
+	// Secrets that only the environment may carry.
+	c.S3AccessKey, c.S3SecretKey = getenv(EnvS3AccessKey), getenv(EnvS3SecretKey)
+
 	if err := c.validate(secs); err != nil {
 		return nil, err
 	}
@@ -271,6 +295,16 @@ func (c *Config) load(args []string, getenv func(string) string, secs []*section
 	return c, nil
 }
 
+// Variables read from the environment only: secrets, and the client
+// side's token (`modgate goauth`), which may be set where a server runs.
+const (
+	EnvS3AccessKey = "MODGATE_S3_ACCESS_KEY"
+	EnvS3SecretKey = "MODGATE_S3_SECRET_KEY"
+	envToken       = "MODGATE_TOKEN"
+)
+
+var envOnly = []string{EnvS3AccessKey, EnvS3SecretKey, envToken}
+
 // LoadEnviron is Load with the environment given as "KEY=value" strings (as
 // from os.Environ). Unlike Load it also rejects MODGATE_* variables that do
 // not name an option.
@@ -280,6 +314,9 @@ func LoadEnviron(args, environ []string) (*Config, error) {
 	for _, o := range new(Config).options() {
 		known[EnvName(o.name)] = true
 		names = append(names, o.name)
+	}
+	for _, k := range envOnly {
+		known[k] = true
 	}
 	env := make(map[string]string, len(environ))
 	for _, kv := range environ {
@@ -325,6 +362,15 @@ func (c *Config) validate(secs []*section) error {
 		}
 		errs = append(errs, fmt.Errorf("%s: --%s and --%s must be set together, but %s is not set",
 			c.Source(set), set, unset, unset))
+	}
+	if c.Storage == "s3" && c.S3Bucket == "" {
+		errs = append(errs, fmt.Errorf("%s: --storage s3 needs --s3-bucket", c.Source("storage")))
+	}
+	if (c.S3AccessKey == "") != (c.S3SecretKey == "") {
+		errs = append(errs, fmt.Errorf("env %s and %s must be set together (or neither, for the standard AWS credential chain)", EnvS3AccessKey, EnvS3SecretKey))
+	}
+	if (len(c.RedisTopology.SentinelAddrs) > 0 || len(c.RedisTopology.ClusterAddrs) > 0) && c.Redis == "" {
+		errs = append(errs, fmt.Errorf("%s: redis-topology needs --redis for the user, password, db and TLS (redis://host/db is enough)", c.Source("redis-topology")))
 	}
 	return errors.Join(errs...)
 }

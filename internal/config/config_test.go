@@ -92,6 +92,8 @@ func TestDefaults(t *testing.T) {
 		GitMaxRepoSize:      2 << 30,
 		AuditMaxSize:        100 << 20,
 		AuditMaxFiles:       10,
+		Storage:             "disk",
+		S3Region:            "us-east-1",
 		LogLevel:            "info",
 		LogFormat:           "json",
 	}

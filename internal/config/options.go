@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"path"
 	"strconv"
@@ -53,6 +54,13 @@ func (c *Config) options() []*option {
 		opt(&c.AuditLog, "audit-log", stringKind, "", "audit log file, one JSON line per download and per denied request (\"-\": stdout)"),
 		opt(&c.AuditMaxSize, "audit-max-size", byteSizeKind, 100<<20, "size at which the audit log is rotated", greaterThanZero[ByteSize]),
 		opt(&c.AuditMaxFiles, "audit-max-files", intKind, 10, "rotated audit log files kept", atLeast(1)),
+		opt(&c.Storage, "storage", stringKind, "disk", "storage backend: disk (--data-dir) or s3 (--s3-*; --data-dir stays each replica's scratch space and git mirrors)", oneOf("disk", "s3")),
+		opt(&c.S3Endpoint, "s3-endpoint", stringKind, "", "S3 endpoint URL; its scheme decides TLS (default: AWS for --s3-region)", optionalHTTPURL),
+		opt(&c.S3Bucket, "s3-bucket", stringKind, "", "S3 bucket (needed with --storage s3)"),
+		opt(&c.S3Prefix, "s3-prefix", stringKind, "", "key prefix inside the bucket, e.g. modgate/"),
+		opt(&c.S3Region, "s3-region", stringKind, "us-east-1", "S3 region"),
+		opt(&c.S3PathStyle, "s3-path-style", boolKind, false, "path-style requests (endpoint/bucket/key) instead of virtual-host style; most self-hosted S3 servers need it"),
+		opt(&c.Redis, "redis", stringKind, "", "Redis URL that replicas coordinate through: redis://[user:password@]host:port/db, rediss:// for TLS (Sentinel and Cluster: config file section redis-topology)", redisURL),
 		opt(&c.LogLevel, "log-level", stringKind, "info", "log level: debug, info, warn or error", oneOf("debug", "info", "warn", "error")),
 		opt(&c.LogFormat, "log-format", stringKind, "json", "log format: json or text", oneOf("json", "text")),
 	}
@@ -423,4 +431,32 @@ func proxyList(s string) error {
 	}
 	_, err := proxylist.Parse(s)
 	return err
+}
+
+// optionalHTTPURL accepts "" or an absolute http(s) URL.
+func optionalHTTPURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("want an http or https URL")
+	}
+	if u.User != nil {
+		return errors.New("credentials belong in MODGATE_S3_ACCESS_KEY and MODGATE_S3_SECRET_KEY, not in the URL")
+	}
+	return nil
+}
+
+// redisURL accepts "" or a redis:// or rediss:// URL. Its errors never
+// quote the URL, which may hold a password.
+func redisURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return errors.New("want redis://[user:password@]host:port/db or rediss://...")
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 func (c *Config) sections() []*section {
 	return []*section{
 		listSection(&c.GitHosts, "git-hosts", "credentials for git hosts, by host (win over the .netrc's)", (*GitHost).fields, checkGitHost),
+		tableSection(&c.RedisTopology, "redis-topology", "Redis Sentinel or Cluster instead of the single server of --redis (whose user, password, db and TLS still apply)", (*RedisTopology).fields, checkRedisTopology),
 		listSection(&c.GitRepos, "git-repos", "repository URLs of module path prefixes whose servers answer no go-get meta tags", (*GitRepo).fields, checkGitRepo),
 	}
 }
