@@ -78,7 +78,7 @@ func (m *Modules) fresh(ctx context.Context, q question, fetch fetcher) (*entry,
 	now := m.now()
 	// An invalidated answer is not served while the source may have a
 	// newer one: it is fetched now, and kept only for stale-if-error.
-	outdated := e != nil && m.outdated(q.path, e.Fetched)
+	outdated := e != nil && m.outdated(ctx, q.path, e.Fetched)
 	if e != nil && !outdated {
 		if m.isFresh(e, now) {
 			return e, resultHit, nil
@@ -87,7 +87,7 @@ func (m *Modules) fresh(ctx context.Context, q question, fetch fetcher) (*entry,
 		return e, resultStale, nil
 	}
 	mk := newMemKey(q.key)
-	live, negErr := m.neg.get(mk, now, m.invalid.since(q.path))
+	live, negErr := m.neg.get(ctx, mk, now, m.invalid.since(ctx, q.path))
 	if live {
 		return nil, resultNegative, negErr
 	}
@@ -188,7 +188,7 @@ type refreshed struct {
 // one is answered without asking the source.
 func (m *Modules) refresh(ctx context.Context, q question, fetch fetcher) (refreshed, error) {
 	kept, legacy := m.loadAnswer(ctx, q)
-	if kept != nil && m.isFresh(kept, m.now()) && !m.outdated(q.path, kept.Fetched) {
+	if kept != nil && m.isFresh(kept, m.now()) && !m.outdated(ctx, q.path, kept.Fetched) {
 		return refreshed{e: kept, kept: true}, nil
 	}
 	// The answer is as old as the moment it was asked for: a fetch that
@@ -201,13 +201,13 @@ func (m *Modules) refresh(ctx context.Context, q question, fetch fetcher) (refre
 	mk := newMemKey(q.key)
 	switch {
 	case err == nil:
-		m.neg.remove(mk)
+		m.neg.remove(ctx, mk)
 		e.Fetched = asked
 		m.saveAnswer(ctx, q, e)
 		return refreshed{e: e}, nil
 	case errors.Is(err, source.ErrNotFound):
 		if m.cfg.NegativeTTL > 0 {
-			m.neg.put(mk, err, asked, m.now().Add(m.cfg.NegativeTTL))
+			m.neg.put(ctx, mk, err, asked, m.now().Add(m.cfg.NegativeTTL))
 		}
 		if kept != nil || legacy {
 			m.dropAnswer(ctx, q)
@@ -237,8 +237,7 @@ func (m *Modules) logFetch(path, version, file string, start time.Time, err erro
 // negative entry stored by an older modgate, which is not served.
 func (m *Modules) loadAnswer(ctx context.Context, q question) (e *entry, legacy bool) {
 	if q.inMemory {
-		e, _ := m.queries.lru.Get(newMemKey(q.key))
-		return e, false
+		return m.queries.get(ctx, newMemKey(q.key)), false
 	}
 	e = m.loadEntry(ctx, q.key)
 	if e != nil && e.NotFound != "" {
@@ -249,12 +248,7 @@ func (m *Modules) loadAnswer(ctx context.Context, q question) (e *entry, legacy 
 
 func (m *Modules) saveAnswer(ctx context.Context, q question, e *entry) {
 	if q.inMemory {
-		if len(e.Body)+len(e.Version)+len(e.Origin) > maxQueryAnswer {
-			// Served, but not worth a table slot's worth of memory.
-			m.queries.lru.Remove(newMemKey(q.key))
-			return
-		}
-		m.queries.lru.Add(newMemKey(q.key), e)
+		m.queries.put(ctx, newMemKey(q.key), e)
 		return
 	}
 	if err := m.storeEntry(ctx, q.key, e); err != nil {
@@ -264,7 +258,7 @@ func (m *Modules) saveAnswer(ctx context.Context, q question, e *entry) {
 
 func (m *Modules) dropAnswer(ctx context.Context, q question) {
 	if q.inMemory {
-		m.queries.lru.Remove(newMemKey(q.key))
+		m.queries.remove(ctx, newMemKey(q.key))
 		return
 	}
 	if err := m.cfg.Store.Delete(ctx, q.key); err != nil {

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"crypto/sha256"
 	"strings"
 	"time"
@@ -48,48 +49,96 @@ type limits struct {
 
 var defaultLimits = limits{defaultMaxNegative, defaultMaxQueries, defaultMaxClients}
 
-// memKey is the key of an in-memory table: a hash of the storage key, so
-// that an entry's size does not depend on the length of the module path the
-// client sent.
-type memKey [sha256.Size]byte
+// memKey is the key of a table: a hash of the storage key, so that an
+// entry's size does not depend on the length of the module path the client
+// sent.
+type memKey = TableKey
 
 func newMemKey(key string) memKey { return sha256.Sum256([]byte(key)) }
+
+// memNotFound is the in-memory NotFoundTable.
+type memNotFound struct {
+	lru *lru.Cache[memKey, NotFound]
+}
+
+func newMemNotFound(size int) *memNotFound {
+	c, err := lru.New[memKey, NotFound](size)
+	if err != nil {
+		panic(err) // size is a positive constant or a test's choice
+	}
+	return &memNotFound{lru: c}
+}
+
+func (t *memNotFound) Get(_ context.Context, key memKey) (NotFound, bool, error) {
+	nf, ok := t.lru.Get(key)
+	return nf, ok, nil
+}
+
+func (t *memNotFound) Put(_ context.Context, key memKey, nf NotFound, _ time.Duration) error {
+	t.lru.Add(key, nf)
+	return nil
+}
+
+func (t *memNotFound) Remove(_ context.Context, key memKey) error {
+	t.lru.Remove(key)
+	return nil
+}
+
+// memQueries is the in-memory QueryTable. Answers are never modified once
+// added, only replaced, so readers need no lock beyond the LRU's own.
+type memQueries struct {
+	lru *lru.Cache[memKey, QueryAnswer]
+}
+
+func newMemQueries(size int) *memQueries {
+	c, err := lru.New[memKey, QueryAnswer](size)
+	if err != nil {
+		panic(err)
+	}
+	return &memQueries{lru: c}
+}
+
+func (t *memQueries) Get(_ context.Context, key memKey) (QueryAnswer, bool, error) {
+	a, ok := t.lru.Get(key)
+	return a, ok, nil
+}
+
+func (t *memQueries) Put(_ context.Context, key memKey, a QueryAnswer, _ time.Duration) error {
+	t.lru.Add(key, a)
+	return nil
+}
+
+func (t *memQueries) Remove(_ context.Context, key memKey) error {
+	t.lru.Remove(key)
+	return nil
+}
 
 // negativeCache remembers that something was not found, so that a burst of
 // requests for a missing module, version, list or query reaches the source
 // once per --negative-ttl.
 type negativeCache struct {
-	lru *lru.Cache[memKey, negEntry]
-}
-
-type negEntry struct {
-	at    time.Time // when the origin said so
-	until time.Time
-	msg   string // the origin's reason, at most maxNegativeMsg bytes
-}
-
-func newNegativeCache(size int) negativeCache {
-	c, err := lru.New[memKey, negEntry](size)
-	if err != nil {
-		panic(err) // size is a positive constant or a test's choice
-	}
-	return negativeCache{lru: c}
+	t   NotFoundTable
+	log *tableLog
 }
 
 // get returns whether the not-found answer remembered for key is still
 // within its TTL at now and was not given before notBefore (an
 // invalidation), and that answer. An expired answer is returned too (fresh
-// serves it when the source fails) until it is replaced or evicted.
-func (n negativeCache) get(key memKey, now, notBefore time.Time) (live bool, err error) {
-	e, ok := n.lru.Get(key)
+// serves it when the source fails) until the table forgets it.
+func (n negativeCache) get(ctx context.Context, key memKey, now, notBefore time.Time) (live bool, err error) {
+	e, ok, terr := n.t.Get(ctx, key)
+	if terr != nil {
+		n.log.failed(ctx, "not-found", "get", terr)
+		return false, nil
+	}
 	if !ok {
 		return false, nil
 	}
-	return now.Before(e.until) && !e.at.Before(notBefore), &source.NotFoundError{Msg: e.msg}
+	return now.Before(e.Until) && !e.At.Before(notBefore), &source.NotFoundError{Msg: e.Msg}
 }
 
 // put remembers err, given by the origin at at, until until.
-func (n negativeCache) put(key memKey, err error, at, until time.Time) {
+func (n negativeCache) put(ctx context.Context, key memKey, err error, at, until time.Time) {
 	msg := err.Error()
 	if msg == "" {
 		msg = "not found"
@@ -97,22 +146,53 @@ func (n negativeCache) put(key memKey, err error, at, until time.Time) {
 	if len(msg) > maxNegativeMsg {
 		msg = strings.ToValidUTF8(msg[:maxNegativeMsg], "") + "..."
 	}
-	n.lru.Add(key, negEntry{at: at, until: until, msg: msg})
+	keep := max(until.Sub(at), 0) + staleKeep
+	if terr := n.t.Put(ctx, key, NotFound{At: at, Until: until, Msg: msg}, keep); terr != nil {
+		n.log.failed(ctx, "not-found", "put", terr)
+	}
 }
 
-func (n negativeCache) remove(key memKey) { n.lru.Remove(key) }
+func (n negativeCache) remove(ctx context.Context, key memKey) {
+	if err := n.t.Remove(ctx, key); err != nil {
+		n.log.failed(ctx, "not-found", "remove", err)
+	}
+}
 
 // queryCache holds answers to branch and commit queries (@v/main.info).
-// Entries are never modified once added, only replaced, so readers need no
-// lock beyond the LRU's own.
 type queryCache struct {
-	lru *lru.Cache[memKey, *entry]
+	t    QueryTable
+	keep time.Duration // ListTTL + staleKeep
+	log  *tableLog
 }
 
-func newQueryCache(size int) queryCache {
-	c, err := lru.New[memKey, *entry](size)
+// get returns the answer kept for key, or nil.
+func (q queryCache) get(ctx context.Context, key memKey) *entry {
+	a, ok, err := q.t.Get(ctx, key)
 	if err != nil {
-		panic(err)
+		q.log.failed(ctx, "queries", "get", err)
+		return nil
 	}
-	return queryCache{lru: c}
+	if !ok {
+		return nil
+	}
+	return &entry{Fetched: a.Fetched, Body: a.Body, Version: a.Version, Origin: a.Origin}
+}
+
+// put keeps e under key, unless it is too large to be worth a slot: then
+// it is served but not kept, and an older answer is forgotten.
+func (q queryCache) put(ctx context.Context, key memKey, e *entry) {
+	if len(e.Body)+len(e.Version)+len(e.Origin) > maxQueryAnswer {
+		q.remove(ctx, key)
+		return
+	}
+	a := QueryAnswer{Fetched: e.Fetched, Body: e.Body, Version: e.Version, Origin: e.Origin}
+	if err := q.t.Put(ctx, key, a, q.keep); err != nil {
+		q.log.failed(ctx, "queries", "put", err)
+	}
+}
+
+func (q queryCache) remove(ctx context.Context, key memKey) {
+	if err := q.t.Remove(ctx, key); err != nil {
+		q.log.failed(ctx, "queries", "remove", err)
+	}
 }

@@ -64,6 +64,20 @@ type Config struct {
 	// (coord.LocalLocks). A lock service shared by replicas over one
 	// storage makes it one refresh among all of them.
 	Locks coord.Locks
+	// Tables hold not-found answers, query answers and invalidations;
+	// nil fields mean bounded tables in this process's memory. Tables
+	// shared by replicas (package coord/redis) share what one replica
+	// learns with all of them (tables.go).
+	Tables Tables
+	// SharedFlights makes every fetch hold Locks' lock on its storage key
+	// while it runs, renewed every third of Lease: with replicas over one
+	// storage and one lock service, one replica fetches a file while the
+	// others wait for the lock and then find it stored. Off, single
+	// flights are per process.
+	SharedFlights bool
+	// Lease is the lock time of shared flights (coord.DefaultLease when
+	// zero): a replica that dies mid-fetch delays the others this long.
+	Lease time.Duration
 }
 
 // Verifier checks the h1: hash of a module's zip, or of its go.mod when
@@ -112,11 +126,11 @@ type Modules struct {
 	// FetchTimeout and ended by Close, which waits for them: nothing
 	// writes to storage once Close has returned.
 	flights *coord.Group
-	// neg remembers not-found answers (in memory only, bounded).
+	// neg remembers not-found answers (in a bounded or expiring table).
 	neg negativeCache
-	// queries holds answers to branch and commit queries (in memory only,
-	// bounded): their keys are chosen by clients, so storing them would
-	// let anyone grow storage without bound.
+	// queries holds answers to branch and commit queries (in a bounded or
+	// expiring table): their keys are chosen by clients, so storing them
+	// would let anyone grow storage without bound.
 	queries queryCache
 	// invalid holds the per-module invalidations (Invalidate).
 	invalid invalidations
@@ -158,17 +172,37 @@ func newModules(cfg Config, lim limits) *Modules {
 	if cfg.Locks == nil {
 		cfg.Locks = &coord.LocalLocks{}
 	}
+	tables := cfg.Tables
+	if tables.NotFound == nil {
+		tables.NotFound = newMemNotFound(lim.negative)
+	}
+	if tables.Queries == nil {
+		tables.Queries = newMemQueries(lim.queries)
+	}
+	if tables.Invalidations == nil {
+		tables.Invalidations = newMemInvalidations(defaultMaxInvalidations)
+	}
+	tlog := &tableLog{log: cfg.Logger}
 	m := &Modules{cfg: cfg, log: cfg.Logger,
-		flights: coord.NewGroup(coord.GroupConfig{Timeout: cfg.FetchTimeout, Logger: cfg.Logger, KeepAbandoned: true}),
-		neg:     newNegativeCache(lim.negative),
-		queries: newQueryCache(lim.queries),
-		invalid: newInvalidations(defaultMaxInvalidations),
+		flights: coord.NewGroup(flightConfig(cfg)),
+		neg:     negativeCache{t: tables.NotFound, log: tlog},
+		queries: queryCache{t: tables.Queries, keep: cfg.ListTTL + staleKeep, log: tlog},
+		invalid: invalidations{t: tables.Invalidations, keep: max(cfg.ListTTL, cfg.NegativeTTL) + staleKeep, log: tlog},
 		bgSlots: make(chan struct{}, maxBackground),
 	}
 	m.limit = newLimiter(cfg.UpstreamRate, cfg.UpstreamBurst, lim.clients, m.now)
 	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
 	m.hasher = newZipHasher(m)
 	return m
+}
+
+// flightConfig is the configuration of the cache's single flights.
+func flightConfig(cfg Config) coord.GroupConfig {
+	g := coord.GroupConfig{Timeout: cfg.FetchTimeout, Logger: cfg.Logger, KeepAbandoned: true}
+	if cfg.SharedFlights {
+		g.Locks, g.Lease = cfg.Locks, cfg.Lease
+	}
+	return g
 }
 
 // Close stops background refreshes, fetches and zip hashing, and waits for

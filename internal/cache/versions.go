@@ -286,7 +286,7 @@ func (m *Modules) immutable(ctx context.Context, path, version, ext string, fetc
 		return f, err
 	}
 	mk := newMemKey(key)
-	if live, err := m.neg.get(mk, m.now(), m.invalid.since(path)); live {
+	if live, err := m.neg.get(ctx, mk, m.now(), m.invalid.since(ctx, path)); live {
 		countResult(ext, resultNegative)
 		return nil, err
 	}
@@ -314,7 +314,7 @@ func (m *Modules) immutable(ctx context.Context, path, version, ext string, fetc
 	g.done(err == nil)
 	if err != nil {
 		if errors.Is(err, source.ErrNotFound) && m.cfg.NegativeTTL > 0 {
-			m.neg.put(mk, err, asked, m.now().Add(m.cfg.NegativeTTL))
+			m.neg.put(ctx, mk, err, asked, m.now().Add(m.cfg.NegativeTTL))
 		}
 		return nil, err
 	}

@@ -140,6 +140,10 @@ type Config struct {
 	// RedisTopology holds Sentinel and Cluster settings (config file
 	// section redis-topology).
 	RedisTopology RedisTopology
+	// Lease is how long a replica's lock on a fetch lasts without being
+	// renewed: a replica that dies mid-fetch delays the others by at most
+	// this long.
+	Lease time.Duration
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string
 	// LogFormat is json or text.

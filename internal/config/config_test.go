@@ -94,6 +94,7 @@ func TestDefaults(t *testing.T) {
 		AuditMaxFiles:       10,
 		Storage:             "disk",
 		S3Region:            "us-east-1",
+		Lease:               30 * time.Second,
 		LogLevel:            "info",
 		LogFormat:           "json",
 	}

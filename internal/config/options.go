@@ -61,6 +61,7 @@ func (c *Config) options() []*option {
 		opt(&c.S3Region, "s3-region", stringKind, "us-east-1", "S3 region"),
 		opt(&c.S3PathStyle, "s3-path-style", boolKind, false, "path-style requests (endpoint/bucket/key) instead of virtual-host style; most self-hosted S3 servers need it"),
 		opt(&c.Redis, "redis", stringKind, "", "Redis URL that replicas coordinate through: redis://[user:password@]host:port/db, rediss:// for TLS (Sentinel and Cluster: config file section redis-topology)", redisURL),
+		opt(&c.Lease, "lease", durationKind, 30*time.Second, "with --redis: how long a replica's lock on a fetch lasts unless renewed (renewed every third of it while the fetch runs); a replica that dies mid-fetch delays the others by at most this long", atLeastDuration(time.Second)),
 		opt(&c.LogLevel, "log-level", stringKind, "info", "log level: debug, info, warn or error", oneOf("debug", "info", "warn", "error")),
 		opt(&c.LogFormat, "log-format", stringKind, "json", "log format: json or text", oneOf("json", "text")),
 	}
@@ -459,4 +460,14 @@ func redisURL(s string) error {
 		return errors.New("want redis://[user:password@]host:port/db or rediss://...")
 	}
 	return nil
+}
+
+// atLeastDuration accepts durations of at least min.
+func atLeastDuration(min time.Duration) func(time.Duration) error {
+	return func(d time.Duration) error {
+		if d < min {
+			return fmt.Errorf("must be at least %v, got %v", min, d)
+		}
+		return nil
+	}
 }

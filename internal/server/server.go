@@ -49,6 +49,8 @@ type Server struct {
 	git *gitParts
 	// gate is authentication, policy and audit, each nil when off.
 	gate *gateParts
+	// coord is what replicas share through Redis; empty without --redis.
+	coord *coordination
 	// modules is what the handler asks: the cache inside the wrappers.
 	modules protocol.Modules
 	// closeWrappers close the wrappers that have a Close method,
@@ -84,15 +86,22 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Server, er
 		if err != nil { // release what was built before the failure
 			s.gate.close()
 			s.closeGit()
+			s.coord.close()
 			if s.verifier != nil {
 				s.verifier.Close()
 			}
 		}
 	}()
 
-	s.store, err = store.New(ctx, store.Config{Kind: store.KindDisk, Dir: cfg.DataDir})
+	s.store, err = store.New(ctx, storeConfig(cfg))
 	if err != nil {
+		if cfg.Storage == store.KindS3 {
+			return nil, fmt.Errorf("%s: %w", cfg.Source("storage"), err)
+		}
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	if s.coord, err = newCoordination(ctx, cfg, o.log); err != nil {
+		return nil, err
 	}
 	scratch, err := scratchDir(s.store, cfg.DataDir)
 	if err != nil {
@@ -135,7 +144,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Server, er
 		return nil, err
 	}
 
-	s.cache = o.newCache(cache.Config{
+	cc := cache.Config{
 		Store:       s.store,
 		Source:      router,
 		ScratchDir:  scratch,
@@ -149,7 +158,9 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Server, er
 		Logger:        o.log,
 		Verifier:      cacheVerifier(s.verifier),
 		Now:           o.now,
-	})
+	}
+	s.coord.apply(&cc, cfg.Lease)
+	s.cache = o.newCache(cc)
 	s.modules = s.cache
 	if cfg.Prefetch {
 		// Innermost: prefetches are modgate's own work, so they pass no
@@ -265,8 +276,9 @@ func (s *Server) Close() {
 	s.cache.Close()
 	s.closeGit() // after the cache, whose fetches read the mirrors
 	if s.verifier != nil {
-		s.verifier.Close() // last: the cache's fetches may be waiting for it
+		s.verifier.Close() // the cache's fetches may be waiting for it
 	}
+	s.coord.close() // last: everything above may still take or free a lock
 }
 
 // closeGit stops the git mirrors' fetches, if there are mirrors.

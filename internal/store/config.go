@@ -9,6 +9,7 @@ import (
 // Backend kinds, the values of Config.Kind.
 const (
 	KindDisk = "disk"
+	KindS3   = "s3"
 )
 
 // Config is the storage part of modgate's configuration: which backend
@@ -16,10 +17,12 @@ const (
 // into a Store, so that a new backend is a new kind and a case in New, and
 // nothing that uses the store changes.
 type Config struct {
-	// Kind is the backend: KindDisk (also when empty).
+	// Kind is the backend: KindDisk (also when empty) or KindS3.
 	Kind string
 	// Dir is the disk backend's root directory (--data-dir).
 	Dir string
+	// S3 is the S3 backend's bucket and settings (--s3-*).
+	S3 S3Config
 }
 
 // New returns the store that cfg describes, ready for use. ctx bounds the
@@ -39,7 +42,13 @@ func New(ctx context.Context, cfg Config) (Store, error) {
 			return nil, err
 		}
 		return d, nil
+	case KindS3:
+		s, err := NewS3(ctx, cfg.S3)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	default:
-		return nil, fmt.Errorf("store: unknown storage kind %q (known: %s)", cfg.Kind, KindDisk)
+		return nil, fmt.Errorf("store: unknown storage kind %q (known: %s, %s)", cfg.Kind, KindDisk, KindS3)
 	}
 }

@@ -29,7 +29,7 @@ func TestNew(t *testing.T) {
 		cfg  store.Config
 		want string
 	}{
-		{store.Config{Kind: "s4", Dir: t.TempDir()}, `unknown storage kind "s4" (known: disk)`},
+		{store.Config{Kind: "s4", Dir: t.TempDir()}, `unknown storage kind "s4" (known: disk, s3)`},
 		{store.Config{Kind: store.KindDisk}, "needs a directory"},
 	} {
 		s, err := store.New(t.Context(), tc.cfg)

@@ -374,13 +374,14 @@ func (h Harness) testNextWaitsForAbandoned(t *testing.T) {
 	gs, _ := h.processes(t, 1, coord.GroupConfig{})
 	g := gs[0]
 	ctx, cancel := context.WithCancel(context.Background())
-	cancelled, finish := make(chan struct{}), make(chan struct{})
+	started, cancelled, finish := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	finished := sync.OnceFunc(func() { close(finish) })
 	t.Cleanup(finished) // before g's Close, if the test fails
 	var oldReturned atomic.Bool
 	errs := make(chan error, 2)
 	go func() {
 		errs <- g.Do(ctx, "k", func(ctx context.Context) error {
+			close(started)
 			<-ctx.Done()
 			close(cancelled)
 			<-finish // winding down, past its cancellation
@@ -388,7 +389,9 @@ func (h Harness) testNextWaitsForAbandoned(t *testing.T) {
 			return ctx.Err()
 		})
 	}()
-	eventually(t, "the first caller waiting", func() bool { return g.Waiting("k") == 1 })
+	// Cancelled once the call runs: cancelled while it is still taking a
+	// shared lock, it would end without running.
+	receive(t, started, "the first call starting")
 	cancel()
 	receive(t, errs, "the first caller giving up")
 	receive(t, cancelled, "the abandoned call's context ending")
@@ -422,15 +425,19 @@ func (h Harness) testClose(t *testing.T) {
 	gs, _ := h.processes(t, 1, coord.GroupConfig{})
 	g := gs[0]
 	var returned atomic.Bool
+	started := make(chan struct{})
 	errs := make(chan error, 1)
 	go func() {
 		errs <- g.Do(context.Background(), "k", func(ctx context.Context) error {
+			close(started)
 			<-ctx.Done()
 			returned.Store(true)
 			return context.Cause(ctx)
 		})
 	}()
-	eventually(t, "the caller waiting", func() bool { return g.Waiting("k") == 1 })
+	// Closed once the call runs: closed while it is still taking a shared
+	// lock, it would end without running.
+	receive(t, started, "the call starting")
 	g.Close()
 	if !returned.Load() {
 		t.Error("Close returned before the running call")

@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+#
+# modgate's container image: a static binary on Debian slim, which brings
+# the git and ssh that private git sources need at run time (a distroless
+# base has no git). Build from the repository root:
+#
+#   docker build --build-arg VERSION=$(git describe --tags --always) -t modgate .
+#
+# The image runs `modgate serve --data-dir /var/lib/modgate` as uid 65532;
+# every other option comes from MODGATE_* variables, a --config file or
+# further arguments (`docker run modgate --upstream https://...`). It has
+# no HEALTHCHECK: orchestrators probe GET /healthz and GET /readyz.
+
+ARG GO_VERSION=1.26
+ARG DEBIAN_RELEASE=trixie
+
+FROM golang:${GO_VERSION}-${DEBIAN_RELEASE} AS build
+WORKDIR /src
+# Dependencies first, in their own layer, so that a source change does
+# not download them again.
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod \
+    go mod download
+COPY . .
+# VERSION is what `modgate version` and the start-up log line report; the
+# build context has no .git (see .dockerignore), so nothing else names it.
+ARG VERSION=devel
+RUN --mount=type=cache,target=/go/pkg/mod \
+    --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=0 go build -trimpath -buildvcs=false \
+        -ldflags "-s -w -X main.version=${VERSION}" \
+        -o /out/modgate ./cmd/modgate
+
+FROM debian:${DEBIAN_RELEASE}-slim
+# git and openssh-client: modgate clones private modules from their git
+# servers over https or ssh (GOPRIVATE-style --private). ca-certificates:
+# every https upstream, git server, checksum database and S3 endpoint.
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        ca-certificates git openssh-client \
+    && rm -rf /var/lib/apt/lists/*
+# A fixed non-root uid/gid (65532, as distroless's "nonroot"), so that
+# Kubernetes' runAsNonRoot can check it and volume ownership (fsGroup) is
+# predictable. Its home is the data dir: git and ssh read their per-user
+# configuration there, and nothing else of the file system is writable.
+RUN groupadd --gid 65532 modgate \
+    && useradd --uid 65532 --gid 65532 --home-dir /var/lib/modgate --no-create-home \
+        --shell /usr/sbin/nologin modgate \
+    && install -d -o 65532 -g 65532 -m 0750 /var/lib/modgate
+COPY --from=build /out/modgate /usr/local/bin/modgate
+USER 65532:65532
+WORKDIR /var/lib/modgate
+ENV HOME=/var/lib/modgate
+EXPOSE 8080
+VOLUME ["/var/lib/modgate"]
+ENTRYPOINT ["modgate", "serve", "--data-dir", "/var/lib/modgate"]

@@ -1,0 +1,277 @@
+// Package redisserver is a test fixture: a real redis-server (Debian's
+// package) on 127.0.0.1, private to one test, with persistence off, stopped
+// by its process id when the test ends. Only tests import it.
+//
+// Tests that need it skip when redis-server is not installed, and fail
+// under CI=true, where .ci/run installs it.
+package redisserver
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modgate/modgate/internal/testenv"
+)
+
+// Options configures a Server. The zero value is a plain server.
+type Options struct {
+	// Password, if set, is required of clients (requirepass, the default
+	// user's password).
+	Password string
+	// Cluster starts the server as a one-node Redis Cluster that owns
+	// every hash slot.
+	Cluster bool
+}
+
+// Server is a running redis-server.
+type Server struct {
+	// Addr is "127.0.0.1:port".
+	Addr string
+	// URL is "redis://127.0.0.1:port/0", with the password when there is
+	// one.
+	URL string
+
+	t    testing.TB
+	opts Options
+	dir  string
+	port int
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has been waited for
+	log    *testenv.SyncBuffer
+}
+
+// startTimeout bounds how long a redis-server may take to answer PING.
+const startTimeout = 10 * time.Second
+
+// Start runs a redis-server until the test ends.
+func Start(t testing.TB) *Server { return StartOptions(t, Options{}) }
+
+// StartOptions is Start with options.
+func StartOptions(t testing.TB, opts Options) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		testenv.SkipOrFatal(t, "redis-server is not installed (Debian package redis-server)")
+	}
+	s := &Server{t: t, opts: opts, dir: t.TempDir()}
+	// The port is chosen by listening on port 0 and closing the listener:
+	// another process may take it in between, so a failed start is tried
+	// again on a new port.
+	for attempt := 0; ; attempt++ {
+		s.port = freePort(t)
+		err := s.start(bin)
+		if err == nil {
+			break
+		}
+		if attempt == 2 {
+			t.Fatalf("redisserver: %v", err)
+		}
+	}
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	s.URL = "redis://" + s.Addr + "/0"
+	if opts.Password != "" {
+		s.URL = "redis://:" + opts.Password + "@" + s.Addr + "/0"
+	}
+	t.Cleanup(s.Kill)
+	return s
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// start runs redis-server on s.port and waits until it answers.
+func (s *Server) start(bin string) error {
+	args := []string{
+		"--bind", "127.0.0.1",
+		"--port", strconv.Itoa(s.port),
+		"--dir", s.dir,
+		"--save", "",
+		"--appendonly", "no",
+		"--daemonize", "no",
+		"--logfile", "",
+		"--databases", "16",
+	}
+	if s.opts.Password != "" {
+		args = append(args, "--requirepass", s.opts.Password)
+	}
+	if s.opts.Cluster {
+		args = append(args, "--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(s.dir, fmt.Sprintf("nodes-%d.conf", s.port)))
+	}
+	cmd := exec.Command(bin, args...)
+	log := &testenv.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting redis-server: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		select {
+		case <-exited:
+			return fmt.Errorf("redis-server exited at start:\n%s", log.String())
+		default:
+		}
+		if err := s.ping(); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("redis-server did not answer PING within %v (%v):\n%s", startTimeout, err, log.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s.opts.Cluster {
+		if err := s.claimSlots(); err != nil {
+			cmd.Process.Kill()
+			<-exited
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.cmd, s.exited, s.log = cmd, exited, log
+	s.mu.Unlock()
+	return nil
+}
+
+// Kill stops the server at once (SIGKILL, as a crash would), and waits for
+// it. Its data is lost. Calling it again does nothing.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Kill()
+	<-exited
+}
+
+// Restart kills the server and starts an empty one on the same address, as
+// a Redis without persistence comes back after a crash.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Kill()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var startErr error
+	deadline := time.Now().Add(startTimeout)
+	for time.Now().Before(deadline) {
+		// The port may linger for a moment after the kill.
+		if startErr = s.start(bin); startErr == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("redisserver: restart: %v", startErr)
+}
+
+// Logs returns what the server has printed.
+func (s *Server) Logs() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.log == nil {
+		return ""
+	}
+	return s.log.String()
+}
+
+// command sends one command in RESP and returns the first line of the
+// reply, after authenticating when the server has a password.
+func (s *Server) command(args ...string) (string, error) {
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)), time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	r := bufio.NewReader(c)
+	send := func(args ...string) (string, error) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "*%d\r\n", len(args))
+		for _, a := range args {
+			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+		}
+		if _, err := c.Write([]byte(b.String())); err != nil {
+			return "", err
+		}
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if strings.HasPrefix(line, "$") { // a bulk string: read its body
+			n, _ := strconv.Atoi(line[1:])
+			if n < 0 {
+				return "", nil
+			}
+			body := make([]byte, n+2)
+			if _, err := io.ReadFull(r, body); err != nil {
+				return "", err
+			}
+			return string(body[:n]), nil
+		}
+		if strings.HasPrefix(line, "-") {
+			return "", errors.New(line[1:])
+		}
+		return line, nil
+	}
+	if s.opts.Password != "" {
+		if _, err := send("AUTH", s.opts.Password); err != nil {
+			return "", err
+		}
+	}
+	return send(args...)
+}
+
+func (s *Server) ping() error {
+	reply, err := s.command("PING")
+	if err != nil {
+		return err
+	}
+	if reply != "+PONG" {
+		return fmt.Errorf("PING answered %q", reply)
+	}
+	return nil
+}
+
+// claimSlots gives every hash slot to the one node and waits until the
+// cluster says it is ready.
+func (s *Server) claimSlots() error {
+	if _, err := s.command("CLUSTER", "ADDSLOTSRANGE", "0", "16383"); err != nil {
+		return fmt.Errorf("CLUSTER ADDSLOTSRANGE: %v", err)
+	}
+	deadline := time.Now().Add(startTimeout)
+	for {
+		info, err := s.command("CLUSTER", "INFO")
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the one-node cluster is not ready within %v: %v %q", startTimeout, err, info)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
