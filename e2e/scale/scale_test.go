@@ -48,7 +48,7 @@ func modules() []testenv.Module {
 
 // cluster is three modgate replicas over one bucket and one Redis.
 type cluster struct {
-	t      *testing.T
+	t      testing.TB
 	up     *testenv.Upstream
 	s3     *s3server.Server
 	redis  *redisserver.Server
@@ -57,10 +57,15 @@ type cluster struct {
 	procs  []*testenv.Proc
 }
 
-func newCluster(t *testing.T, n int) *cluster {
+func newCluster(t testing.TB, n int) *cluster {
+	return newClusterOf(t, n, modules())
+}
+
+// newClusterOf is newCluster in front of an upstream serving mods.
+func newClusterOf(t testing.TB, n int, mods []testenv.Module) *cluster {
 	t.Helper()
 	tree := t.TempDir()
-	testenv.BuildTree(t, tree, modules())
+	testenv.BuildTree(t, tree, mods)
 	c := &cluster{t: t, up: testenv.NewUpstream(t, tree), s3: s3server.Start(t), redis: redisserver.Start(t), bucket: "modules"}
 	c.s3.CreateBucket(t, c.bucket)
 	for i := range n {
