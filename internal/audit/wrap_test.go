@@ -27,9 +27,8 @@ import (
 	"github.com/modgate/modgate/internal/goproxy"
 	"github.com/modgate/modgate/internal/metrics"
 	"github.com/modgate/modgate/internal/protocol"
-	"github.com/modgate/modgate/internal/source"
-	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/testenv"
+	"github.com/modgate/modgate/internal/testenv/cachetest"
 )
 
 // gate refuses as the auth and policy wrappers do, by module:
@@ -127,19 +126,7 @@ func newCache(t testing.TB, paths ...string) (*cache.Modules, *testenv.Upstream)
 		fmt.Fprint(w, `{"Version":"v1.0.0","Time":"2024-01-02T03:04:05Z"}`)
 		return true
 	})
-	disk, err := store.NewDisk(filepath.Join(t.TempDir(), "data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain, err := source.ParseList(up.URL(), func(base string) source.Source {
-		return source.NewUpstream(base, source.NewHTTPClient())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := cache.New(cache.Config{Store: disk, Source: chain, ScratchDir: disk.StagingDir(),
-		ListTTL: time.Hour, NegativeTTL: time.Hour, FetchTimeout: 10 * time.Second, Logger: testenv.Logger(t, "cache")})
-	t.Cleanup(c.Close)
+	c, _ := cachetest.New(t, up.URL(), testenv.Logger(t, "cache"))
 	return c, up
 }
 

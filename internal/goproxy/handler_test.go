@@ -6,17 +6,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/modgate/modgate/internal/cache"
 	"github.com/modgate/modgate/internal/goproxy"
 	"github.com/modgate/modgate/internal/protocol"
-	"github.com/modgate/modgate/internal/source"
-	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/testenv"
+	"github.com/modgate/modgate/internal/testenv/cachetest"
 )
 
 // passThrough is the smallest wrapper: it asks the Modules it wraps, and
@@ -68,19 +65,7 @@ func newTestCache(t *testing.T) *cache.Modules {
 	}
 	testenv.BuildTree(t, tree, mods)
 	up := testenv.NewUpstream(t, tree)
-	disk, err := store.NewDisk(filepath.Join(t.TempDir(), "data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain, err := source.ParseList(up.URL(), func(base string) source.Source {
-		return source.NewUpstream(base, source.NewHTTPClient())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := cache.New(cache.Config{Store: disk, Source: chain, ScratchDir: disk.StagingDir(),
-		ListTTL: time.Hour, NegativeTTL: time.Hour, FetchTimeout: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)})
-	t.Cleanup(m.Close)
+	m, _ := cachetest.New(t, up.URL(), nil)
 	return m
 }
 

@@ -18,9 +18,8 @@ import (
 	"github.com/modgate/modgate/internal/goproxy"
 	"github.com/modgate/modgate/internal/policy"
 	"github.com/modgate/modgate/internal/protocol"
-	"github.com/modgate/modgate/internal/source"
-	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/testenv"
+	"github.com/modgate/modgate/internal/testenv/cachetest"
 )
 
 var (
@@ -73,20 +72,8 @@ func newEnv(t *testing.T, dryRun bool) *env {
 	}})
 	testenv.BuildTree(t, tree, mods)
 	up := testenv.NewUpstream(t, tree)
-	disk, err := store.NewDisk(filepath.Join(t.TempDir(), "data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain, err := source.ParseList(up.URL(), func(base string) source.Source {
-		return source.NewUpstream(base, source.NewHTTPClient())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := testenv.Logger(t, "cache")
-	c := cache.New(cache.Config{Store: disk, Source: chain, ScratchDir: disk.StagingDir(),
-		ListTTL: time.Hour, NegativeTTL: time.Hour, FetchTimeout: 10 * time.Second, Logger: log})
-	t.Cleanup(c.Close)
+	c, _ := cachetest.New(t, up.URL(), log)
 
 	db, err := filepath.Abs("../vulndb/testdata/db")
 	if err != nil {

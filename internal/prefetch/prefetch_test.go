@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,14 +18,13 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/modgate/modgate/internal/cache"
 	"github.com/modgate/modgate/internal/goproxy"
 	"github.com/modgate/modgate/internal/metrics"
 	"github.com/modgate/modgate/internal/prefetch"
 	"github.com/modgate/modgate/internal/protocol"
-	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/testenv"
+	"github.com/modgate/modgate/internal/testenv/cachetest"
 )
 
 // mod is a fixture module "path@version" whose go.mod has the go
@@ -103,20 +101,8 @@ func newFixture(t *testing.T, mods []testenv.Module, opts prefetch.Options) *fix
 	tree := t.TempDir()
 	testenv.BuildTree(t, tree, mods)
 	up := testenv.NewUpstream(t, tree)
-	disk, err := store.NewDisk(filepath.Join(t.TempDir(), "data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain, err := source.ParseList(up.URL(), func(base string) source.Source {
-		return source.NewUpstream(base, source.NewHTTPClient())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := slog.New(slog.DiscardHandler)
-	c := cache.New(cache.Config{Store: disk, Source: chain, ScratchDir: disk.StagingDir(),
-		ListTTL: time.Hour, NegativeTTL: time.Hour, FetchTimeout: time.Minute, Logger: log})
-	t.Cleanup(c.Close)
+	c, disk := cachetest.New(t, up.URL(), log)
 	rec := &recording{Modules: c, calls: map[string]int{}}
 	opts.Logger = log
 	pf := prefetch.Wrap(rec, opts)

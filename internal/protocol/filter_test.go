@@ -12,18 +12,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/modgate/modgate/internal/cache"
 	"github.com/modgate/modgate/internal/goproxy"
 	"github.com/modgate/modgate/internal/protocol"
 	"github.com/modgate/modgate/internal/source"
-	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/testenv"
+	"github.com/modgate/modgate/internal/testenv/cachetest"
 )
 
 // hiding hides some versions of every module: from @v/list, from the
@@ -123,20 +120,8 @@ func TestFilterHidesFromListAndLatest(t *testing.T) {
 		fmt.Fprint(w, `{"Version":"v1.2.0","Time":"2024-01-02T03:04:05Z"}`)
 		return true
 	})
-	disk, err := store.NewDisk(filepath.Join(t.TempDir(), "data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain, err := source.ParseList(up.URL(), func(base string) source.Source {
-		return source.NewUpstream(base, source.NewHTTPClient())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := slog.New(slog.DiscardHandler)
-	c := cache.New(cache.Config{Store: disk, Source: chain, ScratchDir: disk.StagingDir(),
-		ListTTL: time.Hour, NegativeTTL: time.Hour, FetchTimeout: 10 * time.Second, Logger: log})
-	t.Cleanup(c.Close)
+	c, _ := cachetest.New(t, up.URL(), log)
 	srv := httptest.NewServer(goproxy.Instrument(log, &goproxy.Handler{Modules: hide("v1.2.0")(c)}))
 	t.Cleanup(srv.Close)
 
