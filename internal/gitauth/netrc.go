@@ -130,9 +130,11 @@ func NetrcPermissionWarning(path string, info fs.FileInfo) string {
 	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" {
 		return ""
 	}
+	// Group read is allowed: a Kubernetes Secret is mounted 0440 for the
+	// pod's fsGroup, and a service group may be meant to read it.
 	perm := info.Mode().Perm()
-	if perm&0o077 == 0 {
+	if perm&0o027 == 0 {
 		return ""
 	}
-	return fmt.Sprintf("netrc file %s holds passwords but its mode is %#o, so other users may read it; restrict it with chmod 600", path, perm)
+	return fmt.Sprintf("netrc file %s holds passwords but its mode is %#o, so other users may read or change it; restrict it with chmod 600 (or 640)", path, perm)
 }

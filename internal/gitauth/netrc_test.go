@@ -189,6 +189,19 @@ func TestNetrcPermissionWarning(t *testing.T) {
 	if w := h.Warnings(); len(w) != 0 {
 		t.Fatalf("Warnings after chmod 600 = %q, want none", w)
 	}
+	// A Kubernetes Secret mounted for the pod's group: 0440, no warning;
+	// group-writable is warned about.
+	for mode, warn := range map[os.FileMode]bool{0o440: false, 0o640: false, 0o660: true, 0o604: true} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(h.Warnings()) == 1; got != warn {
+			t.Errorf("mode %#o: warnings %q, want a warning: %v", mode, h.Warnings(), warn)
+		}
+	}
 }
 
 func TestDefaultNetrc(t *testing.T) {
