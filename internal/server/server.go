@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/modgate/modgate/internal/cache"
 	"github.com/modgate/modgate/internal/config"
@@ -198,6 +199,7 @@ func scratchDir(st store.Store, dataDir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("data dir %s: scratch space: %w", dataDir, err)
 	}
+	removeStale(dir, time.Hour)
 	return dir, nil
 }
 
@@ -302,3 +304,19 @@ func (s *Server) Verifier() *sumdb.Verifier { return s.verifier }
 // Upstream is the upstream proxy list (--upstream), whose String names
 // each entry with its credentials redacted.
 func (s *Server) Upstream() *source.Chain { return s.chain }
+
+// removeStale removes the files in dir last changed more than age ago:
+// what a process killed while checking a zip left in its scratch space.
+// A file being written is younger than that (the fetch timeout bounds a
+// download). Errors are ignored: a file that stays costs only space.
+func removeStale(dir string, age time.Duration) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && !e.IsDir() && time.Since(info.ModTime()) > age {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
