@@ -50,20 +50,16 @@ func TestCompliance(t *testing.T) {
 }
 
 // holderEnv names the Redis URL and key prefix a helper process locks
-// under, when the test binary runs as one (TestHolderProcess).
+// under, when the test binary runs as one (runHolder).
 const holderEnv = "COORDREDIS_HOLDER"
 
 // holderLease is the lease of the helper process's lock.
 const holderLease = 500 * time.Millisecond
 
-// TestHolderProcess is not a test: run by TestKilledHolder in a process
-// of its own, it takes the lock on "k" through a coord.Group, which renews
-// the lease while the call runs, says so, and runs until it is killed.
-func TestHolderProcess(t *testing.T) {
-	env := os.Getenv(holderEnv)
-	if env == "" {
-		t.Skip("helper process of TestKilledHolder")
-	}
+// runHolder is what the test binary does when TestKilledHolder runs it
+// as a helper process (holderEnv set; TestMain calls it): take a lock
+// through a coord.Group, say so, and hold it, renewing, until killed.
+func runHolder(env string) {
 	url, pfx, _ := strings.Cut(env, " ")
 	c, err := coordredis.Open(coordredis.Options{URL: url})
 	if err != nil {
@@ -86,7 +82,7 @@ func TestKilledHolder(t *testing.T) {
 	pfx := prefix()
 	locks := coordredis.New(c, pfx)
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHolderProcess$")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), holderEnv+"="+srv.URL+" "+pfx)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -15,6 +15,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if env := os.Getenv(holderEnv); env != "" {
+		runHolder(env) // a helper process of TestKilledHolder; never returns
+	}
 	// The tests that take Redis down make go-redis complain on every dial.
 	coordredis.SetLogger(slog.New(slog.DiscardHandler))
 	os.Exit(m.Run())
