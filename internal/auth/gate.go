@@ -57,12 +57,18 @@ func classify(p string) pathClass {
 	switch {
 	case p == "/healthz" || p == "/readyz":
 		return classOpen
+	case p == "/" || p == "/setup" || p == "/setup.sh" || p == "/setup.json":
+		// How to set a client up: what a developer reads before having a
+		// token, naming no module.
+		return classOpen
 	case p == "/webhooks/git":
 		// The webhook checks its own secret; a git server sends no token.
 		return classOpen
 	case p == "/metrics" || p == "/admin" || strings.HasPrefix(p, "/admin/"):
 		return classAdmin
-	case p == "/sumdb" || strings.HasPrefix(p, "/sumdb/"):
+	case p == "/sumdb" || strings.HasPrefix(p, "/sumdb/") || p == "/policy/check":
+		// Public data, or a verdict on versions the client names: a
+		// token, unless some paths are readable without one.
 		return classSumDB
 	}
 	return classModules

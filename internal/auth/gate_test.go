@@ -81,7 +81,7 @@ func newGateEnv(t *testing.T, anonymous string) *gateEnv {
 		fmt.Fprintf(w, "reached as %q %v\n", p.Name, ok)
 	}
 	mux := http.NewServeMux()
-	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/admin/", "/sumdb/", "/webhooks/git"} {
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/admin/", "/sumdb/", "/webhooks/git", "/setup", "/setup.json", "/{$}"} {
 		mux.HandleFunc(p, stub)
 	}
 	mux.Handle("/", &goproxy.Handler{Modules: e.gate.Wrap(e.cache)})
@@ -152,6 +152,9 @@ func TestMiddlewarePaths(t *testing.T) {
 				{"/healthz", bearer(badToken), answer{200, "", `reached as "" false`}},
 				{"/readyz", "Digest nonsense", answer{200, "", `reached as "" false`}},
 				{"/webhooks/git", bearer(badToken), answer{200, "", `reached as "" false`}},
+				{"/setup", "", answer{200, "", `reached as "" false`}},
+				{"/setup.json", bearer(badToken), answer{200, "", `reached as "" false`}},
+				{"/", "", answer{200, "", `reached as "" false`}},
 
 				{"/metrics", "", answer{401, `Basic realm="modgate"`, "needs an admin token"}},
 				{"/metrics", bearer(badToken), bad},
