@@ -13,7 +13,7 @@ func (m *Modules) TableLens() (negative, queries, clients int) {
 	if m.limit != nil {
 		clients = m.limit.clients.Len()
 	}
-	return m.neg.t.(*memNotFound).lru.Len(), m.queries.t.(*memQueries).lru.Len(), clients
+	return m.neg.t.(*memTable[NotFound]).lru.Len(), m.queries.t.(*memTable[QueryAnswer]).lru.Len(), clients
 }
 
 // WaitHashed waits until the background hasher has no zip queued or being

@@ -56,59 +56,33 @@ type memKey = TableKey
 
 func newMemKey(key string) memKey { return sha256.Sum256([]byte(key)) }
 
-// memNotFound is the in-memory NotFoundTable.
-type memNotFound struct {
-	lru *lru.Cache[memKey, NotFound]
+// memTable is an in-memory table (NotFoundTable, QueryTable): a bounded
+// LRU. Values are never modified once added, only replaced, so readers
+// need no lock beyond the LRU's own. keep is for shared tables, which
+// delete what nobody reads; the LRU bounds this one.
+type memTable[V any] struct {
+	lru *lru.Cache[memKey, V]
 }
 
-func newMemNotFound(size int) *memNotFound {
-	c, err := lru.New[memKey, NotFound](size)
+func newMemTable[V any](size int) *memTable[V] {
+	c, err := lru.New[memKey, V](size)
 	if err != nil {
 		panic(err) // size is a positive constant or a test's choice
 	}
-	return &memNotFound{lru: c}
+	return &memTable[V]{lru: c}
 }
 
-func (t *memNotFound) Get(_ context.Context, key memKey) (NotFound, bool, error) {
-	nf, ok := t.lru.Get(key)
-	return nf, ok, nil
+func (t *memTable[V]) Get(_ context.Context, key memKey) (V, bool, error) {
+	v, ok := t.lru.Get(key)
+	return v, ok, nil
 }
 
-func (t *memNotFound) Put(_ context.Context, key memKey, nf NotFound, _ time.Duration) error {
-	t.lru.Add(key, nf)
+func (t *memTable[V]) Put(_ context.Context, key memKey, v V, _ time.Duration) error {
+	t.lru.Add(key, v)
 	return nil
 }
 
-func (t *memNotFound) Remove(_ context.Context, key memKey) error {
-	t.lru.Remove(key)
-	return nil
-}
-
-// memQueries is the in-memory QueryTable. Answers are never modified once
-// added, only replaced, so readers need no lock beyond the LRU's own.
-type memQueries struct {
-	lru *lru.Cache[memKey, QueryAnswer]
-}
-
-func newMemQueries(size int) *memQueries {
-	c, err := lru.New[memKey, QueryAnswer](size)
-	if err != nil {
-		panic(err)
-	}
-	return &memQueries{lru: c}
-}
-
-func (t *memQueries) Get(_ context.Context, key memKey) (QueryAnswer, bool, error) {
-	a, ok := t.lru.Get(key)
-	return a, ok, nil
-}
-
-func (t *memQueries) Put(_ context.Context, key memKey, a QueryAnswer, _ time.Duration) error {
-	t.lru.Add(key, a)
-	return nil
-}
-
-func (t *memQueries) Remove(_ context.Context, key memKey) error {
+func (t *memTable[V]) Remove(_ context.Context, key memKey) error {
 	t.lru.Remove(key)
 	return nil
 }

@@ -174,10 +174,10 @@ func newModules(cfg Config, lim limits) *Modules {
 	}
 	tables := cfg.Tables
 	if tables.NotFound == nil {
-		tables.NotFound = newMemNotFound(lim.negative)
+		tables.NotFound = newMemTable[NotFound](lim.negative)
 	}
 	if tables.Queries == nil {
-		tables.Queries = newMemQueries(lim.queries)
+		tables.Queries = newMemTable[QueryAnswer](lim.queries)
 	}
 	if tables.Invalidations == nil {
 		tables.Invalidations = newMemInvalidations(defaultMaxInvalidations)

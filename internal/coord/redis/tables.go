@@ -23,8 +23,8 @@ import (
 // Redis's clock only decides when they are dropped.
 func NewTables(client redis.UniversalClient, prefix string) cache.Tables {
 	return cache.Tables{
-		NotFound:      notFoundTable{client: client, prefix: prefix},
-		Queries:       queryTable{client: client, prefix: prefix},
+		NotFound:      jsonTable[cache.NotFound]{client: client, prefix: prefix, name: "notfound"},
+		Queries:       jsonTable[cache.QueryAnswer]{client: client, prefix: prefix, name: "query"},
 		Invalidations: invalidationTable{client: client, prefix: prefix},
 	}
 }
@@ -78,57 +78,27 @@ func del(ctx context.Context, c redis.UniversalClient, rkey string) error {
 	return nil
 }
 
-// notFoundTable is cache.NotFoundTable on Redis.
-type notFoundTable struct {
+// jsonTable is a cache table (cache.NotFoundTable, cache.QueryTable) on
+// Redis: each entry one key of the table's name, holding the entry as a
+// JSON document.
+type jsonTable[V any] struct {
 	client redis.UniversalClient
 	prefix string
+	name   string // "notfound", "query"
 }
 
-type notFoundJSON struct {
-	At    time.Time `json:"at"`
-	Until time.Time `json:"until"`
-	Msg   string    `json:"msg"`
+func (t jsonTable[V]) Get(ctx context.Context, key cache.TableKey) (V, bool, error) {
+	var v V
+	ok, err := getJSON(ctx, t.client, tableKey(t.prefix, t.name, key), &v)
+	return v, ok, err
 }
 
-func (t notFoundTable) Get(ctx context.Context, key cache.TableKey) (cache.NotFound, bool, error) {
-	var v notFoundJSON
-	ok, err := getJSON(ctx, t.client, tableKey(t.prefix, "notfound", key), &v)
-	return cache.NotFound(v), ok, err
+func (t jsonTable[V]) Put(ctx context.Context, key cache.TableKey, v V, keep time.Duration) error {
+	return setJSON(ctx, t.client, tableKey(t.prefix, t.name, key), v, keep)
 }
 
-func (t notFoundTable) Put(ctx context.Context, key cache.TableKey, nf cache.NotFound, keep time.Duration) error {
-	return setJSON(ctx, t.client, tableKey(t.prefix, "notfound", key), notFoundJSON(nf), keep)
-}
-
-func (t notFoundTable) Remove(ctx context.Context, key cache.TableKey) error {
-	return del(ctx, t.client, tableKey(t.prefix, "notfound", key))
-}
-
-// queryTable is cache.QueryTable on Redis.
-type queryTable struct {
-	client redis.UniversalClient
-	prefix string
-}
-
-type queryJSON struct {
-	Fetched time.Time `json:"fetched"`
-	Body    []byte    `json:"body,omitempty"`
-	Version string    `json:"version,omitempty"`
-	Origin  string    `json:"origin,omitempty"`
-}
-
-func (t queryTable) Get(ctx context.Context, key cache.TableKey) (cache.QueryAnswer, bool, error) {
-	var v queryJSON
-	ok, err := getJSON(ctx, t.client, tableKey(t.prefix, "query", key), &v)
-	return cache.QueryAnswer(v), ok, err
-}
-
-func (t queryTable) Put(ctx context.Context, key cache.TableKey, a cache.QueryAnswer, keep time.Duration) error {
-	return setJSON(ctx, t.client, tableKey(t.prefix, "query", key), queryJSON(a), keep)
-}
-
-func (t queryTable) Remove(ctx context.Context, key cache.TableKey) error {
-	return del(ctx, t.client, tableKey(t.prefix, "query", key))
+func (t jsonTable[V]) Remove(ctx context.Context, key cache.TableKey) error {
+	return del(ctx, t.client, tableKey(t.prefix, t.name, key))
 }
 
 // invalidationTable is cache.InvalidationTable on Redis. A time is kept as
