@@ -90,6 +90,14 @@ func run(args []string) int {
 		err = tokenCmd(args[1:], os.Stdout, os.Stderr)
 	case "goauth":
 		err = goauthCmd(args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	case "env":
+		err = envCmd(args[1:], os.Stdout, os.Stderr)
+	case "doctor":
+		err = runDoctor(args[1:])
+	case "scan":
+		return scanCmd(args[1:], os.Stdout, os.Stderr, os.Getenv)
+	case "explain":
+		return explainCmd(args[1:], os.Stdin, os.Stdout, os.Stderr)
 	case "version", "--version", "-version":
 		fmt.Println("modgate", modgateVersion())
 	case "help", "--help", "-h", "-help":

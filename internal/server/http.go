@@ -43,6 +43,12 @@ func (s *Server) routes(sumProxy *sumdb.Proxy) *http.ServeMux {
 			goproxy.WriteError(w, r, http.StatusNotFound, "git webhooks are off; start modgate with --webhook-secret and give the git server the same secret")
 		})
 	}
+	if s.gate.policy != nil {
+		// The policy's verdicts on a build list (modgate scan), from the
+		// cache without the policy around it: deciding may read a
+		// version's .info, which the policy would refuse for a blocked one.
+		mux.Handle("POST /policy/check", s.gate.policy.CheckHandler(s.cache))
+	}
 	if s.gate.audit != nil && s.cfg.AuditLog != "-" {
 		mux.Handle("GET /admin/v1/audit", s.gate.admin(s.gate.audit.Handler()))
 	}
