@@ -65,6 +65,11 @@ Usage:
   modgate token add|list|revoke --tokens FILE ...
                             manage the client tokens of --tokens FILE
   modgate goauth --url URL  a GOAUTH command giving the go command a token
+  modgate env --proxy URL   print the go command's settings for a client of that modgate
+  modgate doctor            check this machine's go settings and its way to the proxy
+  modgate explain [-- CMD]  explain the go command's errors (stdin, or the output of CMD)
+  modgate scan [DIR]        check a module's build list against a policy (--server URL or
+                            --policy FILE); --sbom FILE writes a CycloneDX SBOM
   modgate version           print the version
 
 Run "modgate serve" with no flags to start with local-disk storage in

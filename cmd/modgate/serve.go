@@ -29,7 +29,7 @@ func serve(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	srv, err := server.New(ctx, cfg, server.WithLogger(log))
+	srv, err := server.New(ctx, cfg, server.WithLogger(log), server.WithVersion(modgateVersion()))
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/modgate/modgate/internal/httpserver"
 	"github.com/modgate/modgate/internal/metrics"
 	"github.com/modgate/modgate/internal/redact"
+	"github.com/modgate/modgate/internal/setup"
 	"github.com/modgate/modgate/internal/sumdb"
 )
 
@@ -51,6 +52,15 @@ func (s *Server) routes(sumProxy *sumdb.Proxy) *http.ServeMux {
 	}
 	if s.gate.audit != nil && s.cfg.AuditLog != "-" {
 		mux.Handle("GET /admin/v1/audit", s.gate.admin(s.gate.audit.Handler()))
+	}
+	// How to set a client up, for people (/, /setup), scripts (/setup.sh)
+	// and modgate env and doctor (/setup.json).
+	setupPages := setup.Handler(setup.Config{
+		Private: s.cfg.Private, NoSumDB: s.cfg.NoSumDB, SumDB: s.cfg.SumDB,
+		Tokens: s.cfg.Tokens != "", Anonymous: s.cfg.Anonymous, Version: s.version,
+	})
+	for _, p := range []string{"GET /{$}", "GET /setup", "GET /setup.sh", "GET /setup.json"} {
+		mux.Handle(p, setupPages)
 	}
 	mux.Handle("/", &goproxy.Handler{Modules: s.modules})
 	return mux

@@ -20,6 +20,7 @@ type options struct {
 	routes   []source.Route
 	wrappers []func(protocol.Modules) protocol.Modules
 	newCache func(cache.Config) *cache.Modules
+	version  string
 }
 
 // WithLogger sets the logger of every part of the server (default
@@ -63,4 +64,10 @@ func WithWrapper(wrap func(protocol.Modules) protocol.Modules) Option {
 // tests use it to give the cache small in-memory tables, or to keep it.
 func WithNewCache(newCache func(cache.Config) *cache.Modules) Option {
 	return func(o *options) { o.newCache = newCache }
+}
+
+// WithVersion sets the version the server tells clients about (/setup,
+// /setup.json); default "devel".
+func WithVersion(v string) Option {
+	return func(o *options) { o.version = v }
 }

@@ -60,6 +60,7 @@ type Server struct {
 
 	handler http.Handler
 	http    *http.Server
+	version string // what /setup tells clients
 }
 
 // New builds the server that cfg describes. ctx bounds the work of
@@ -181,6 +182,10 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Server, er
 	// The gate is outermost: what it refuses, the audit log records.
 	s.modules = s.gate.wrap(s.modules)
 
+	s.version = o.version
+	if s.version == "" {
+		s.version = "devel"
+	}
 	s.handler = goproxy.Instrument(o.log, s.gate.middleware(s.routes(sumProxy)),
 		goproxy.SendDeadlines(int64(cfg.MinSendRate), cfg.SendTimeout))
 	s.http = newHTTPServer(s.handler, o.log)
