@@ -3,17 +3,16 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/modgate/modgate/internal/auth"
 	"github.com/modgate/modgate/internal/policy"
 	"github.com/modgate/modgate/internal/scan/scantest"
 	"github.com/modgate/modgate/internal/testenv"
-	"github.com/modgate/modgate/internal/testenv/cachetest"
 )
 
 // scanEnv makes the fixture's go command settings this process's, as
@@ -84,27 +83,20 @@ func TestScanPolicy(t *testing.T) {
 // httptest, behind a check of the token.
 func TestScanServer(t *testing.T) {
 	f := scantest.New(t)
+	testenv.Binary(t) // built before scanEnv points GOPROXY at the fixture
 	scanEnv(t, f)
-	c, _ := cachetest.New(t, f.Upstream.URL(), testenv.Logger(t, "cache"))
-	e, err := policy.New(policy.Config{File: f.Policy})
+	// A real modgate with the fixture's policy and tokens on.
+	tokens := filepath.Join(t.TempDir(), "tokens.json")
+	token, err := auth.Add(tokens, "ci", []string{"*"}, false, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.Close)
-	mux := http.NewServeMux()
-	check := e.CheckHandler(c)
-	mux.Handle("POST /policy/check", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer s3cret-token" {
-			http.Error(w, "modgate: a valid token is required", http.StatusUnauthorized)
-			return
-		}
-		check.ServeHTTP(w, r)
-	}))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	p := testenv.Start(t, "--data-dir", t.TempDir(), "--upstream", f.Upstream.URL(), "--policy", f.Policy, "--tokens", tokens)
+	srv := struct{ URL string }{p.URL}
+	zipsBefore := f.Upstream.CountContaining(".zip")
 
 	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte("s3cret-token\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut := runScan(t, nil, f.Dir, "--server", srv.URL, "--token-file", tokenFile)
@@ -114,7 +106,7 @@ func TestScanServer(t *testing.T) {
 	}
 	env := func(k string) string {
 		if k == "MODGATE_TOKEN" {
-			return "s3cret-token"
+			return token
 		}
 		return ""
 	}
@@ -125,6 +117,10 @@ func TestScanServer(t *testing.T) {
 	code, _, errOut = runScan(t, nil, f.Dir, "--server", srv.URL)
 	if code != 2 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "401 Unauthorized") {
 		t.Fatalf("without a token: exit %d, stderr %q", code, errOut)
+	}
+	// The server decided without downloading a single zip.
+	if n := f.Upstream.CountContaining(".zip") - zipsBefore; n != 0 {
+		t.Errorf("the policy check fetched %d zips from the upstream", n)
 	}
 }
 
