@@ -52,7 +52,8 @@ func TestBadRequests(t *testing.T) {
 		{"GET", "/example.com/%20m/@v/list", []int{400, 404}},
 		{"GET", "/" + strings.Repeat("a", 3000) + "/@v/list", []int{400, 404}},
 		{"GET", "/example.com/m/@v/v1.0.0.0.zip", []int{400, 404}},
-		{"GET", "/", []int{400, 404}},
+		{"POST", "/", []int{405}},
+		{"GET", "/setup/../../etc/passwd", []int{400, 404}},
 		{"GET", "*", []int{400}},
 		{"CONNECT", "example.com:443", []int{400, 405}},
 		{"GET", "http://example.com/example.com/m/@v/../x", []int{400, 404}},
@@ -75,6 +76,10 @@ func TestBadRequests(t *testing.T) {
 	}
 	if files := e.storedUnder("."); len(files) != 0 {
 		t.Errorf("bad requests stored files: %v", files)
+	}
+	// A browser at the root learns what this is and where to go.
+	if r := get(t, e.url("/")); r.Status != 200 || !strings.Contains(string(r.Body), `href="/setup"`) {
+		t.Errorf("GET /: %v, want a page linking to /setup", r)
 	}
 	// modgate is still fine.
 	mustGet(t, e.url("/example.com/m/@v/list"))
