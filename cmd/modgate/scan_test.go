@@ -91,15 +91,38 @@ func TestScanServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := testenv.Start(t, "--data-dir", t.TempDir(), "--upstream", f.Upstream.URL(), "--policy", f.Policy, "--tokens", tokens)
+	narrow, err := auth.Add(tokens, "narrow", []string{"nothing.example"}, false, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	p := testenv.Start(t, "--data-dir", dataDir, "--upstream", f.Upstream.URL(), "--policy", f.Policy, "--tokens", tokens)
 	srv := struct{ URL string }{p.URL}
 	zipsBefore := f.Upstream.CountContaining(".zip")
+
+	// A token that may read none of these modules still gets the verdicts
+	// that need nothing read (deny, vulnerabilities), and makes modgate
+	// fetch nothing for it: the minimum age, which needs a version's
+	// .info, is left unchecked rather than fetched.
+	narrowEnv := func(k string) string {
+		if k == "MODGATE_TOKEN" {
+			return narrow
+		}
+		return ""
+	}
+	code, out, errOut := runScan(t, narrowEnv, f.Dir, "--server", srv.URL)
+	if code != 1 || !strings.Contains(out, "example.com/vuln@v1.2.0: vulnerable (vuln)") || strings.Contains(out, "too young") {
+		t.Fatalf("narrow token: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
+	}
+	if stored, _ := filepath.Glob(filepath.Join(dataDir, "mod", "example.com", "*", "@v", "*.info")); len(stored) != 0 {
+		t.Errorf("a token that may read nothing made modgate fetch %v", stored)
+	}
 
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := runScan(t, nil, f.Dir, "--server", srv.URL, "--token-file", tokenFile)
+	code, out, errOut = runScan(t, nil, f.Dir, "--server", srv.URL, "--token-file", tokenFile)
 	if code != 1 || errOut != "" || !strings.Contains(out, "example.com/vuln@v1.2.0: vulnerable (vuln): GO-2099-0101 (fixed in v1.2.3)\n") ||
 		!strings.Contains(out, "4 violations") {
 		t.Fatalf("exit %d, stderr %q, stdout:\n%s", code, errOut, out)

@@ -73,6 +73,15 @@ func (g *gateParts) wrap(m protocol.Modules) protocol.Modules {
 	return audit.Wrap(m, g.audit) // m itself when the audit log is off
 }
 
+// authorized is m as a token may read it: with tokens on, a module
+// outside the request's token patterns is refused before m is asked.
+func (g *gateParts) authorized(m protocol.Modules) protocol.Modules {
+	if g.gate == nil {
+		return m
+	}
+	return g.gate.Wrap(m)
+}
+
 // middleware authenticates requests before h when tokens are on.
 func (g *gateParts) middleware(h http.Handler) http.Handler {
 	if g.gate == nil {

@@ -46,9 +46,11 @@ func (s *Server) routes(sumProxy *sumdb.Proxy) *http.ServeMux {
 	}
 	if s.gate.policy != nil {
 		// The policy's verdicts on a build list (modgate scan), from the
-		// cache without the policy around it: deciding may read a
-		// version's .info, which the policy would refuse for a blocked one.
-		mux.Handle("POST /policy/check", s.gate.policy.CheckHandler(s.cache))
+		// cache without the policy around it (deciding may read a
+		// version's .info, which the policy would refuse for a blocked
+		// one) but within the token's patterns: a token cannot make
+		// modgate fetch what it may not read.
+		mux.Handle("POST /policy/check", s.gate.policy.CheckHandler(s.gate.authorized(s.cache)))
 	}
 	if s.gate.audit != nil && s.cfg.AuditLog != "-" {
 		mux.Handle("GET /admin/v1/audit", s.gate.admin(s.gate.audit.Handler()))
