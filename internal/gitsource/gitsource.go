@@ -201,7 +201,10 @@ func (s *Source) do(ctx context.Context, path string, fresh bool, f func(*modRep
 	}
 	var fe *source.FetchError
 	var nf *source.NotFoundError
+	var le *localError
 	switch {
+	case errors.As(err, &le):
+		return le // an internal error: the client gets a request id
 	case errors.As(err, &fe):
 		named := *fe // "fetching <path> (what was being done) from git <url>: <cause>"
 		named.Op = path
@@ -314,6 +317,14 @@ func (m *mirror) fetchError(op string, err error) error {
 	if op == "" && errors.Is(err, fs.ErrNotExist) {
 		return &source.NotFoundError{Msg: "repository " + redact.URL(m.remote) + ": " + redact.Text(err.Error())}
 	}
+	var ge *gitmirror.Error
+	if !errors.As(err, &ge) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		// Not the git server's doing but this machine's (its disk, its
+		// git binary): not a FetchError, whose text the client sees, but
+		// an internal error, which the client gets as a request id and
+		// the log gets with its cause (paths of the data dir included).
+		return &localError{fmt.Errorf("git source: the local mirror of %s, %s: %w", redact.URL(m.remote), op, err)}
+	}
 	return &source.FetchError{
 		Source:  "git " + redact.URL(m.remote),
 		Op:      op,
@@ -322,6 +333,13 @@ func (m *mirror) fetchError(op string, err error) error {
 		Advice:  advice(err),
 	}
 }
+
+// localError is a failure of this machine (its data dir, its git
+// binary), neither a missing module nor the git server's doing.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
 
 // advice is what the client's error line tells to check, by what git
 // said went wrong.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -381,5 +383,31 @@ func TestConcurrentRequests(t *testing.T) {
 	}
 	if n := countFiles(t, e.scratch); n != 0 {
 		t.Errorf("%d files left in the scratch directory", n)
+	}
+}
+
+// TestLocalMirrorProblem: a mirror this machine cannot use (here, one
+// whose directory holds another remote) is an internal error, not a
+// FetchError: the client is told to ask the operator, and the paths of
+// the data dir go to the log only.
+func TestLocalMirrorProblem(t *testing.T) {
+	_, _, e, _ := oneRepo(t)
+	ctx := context.Background()
+	if _, err := e.src.List(ctx, repoPath); err != nil {
+		t.Fatal(err)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(e.mirrors, "*", "config"))
+	if len(dirs) != 1 {
+		t.Fatalf("mirror configs: %v", dirs)
+	}
+	cmd := exec.Command("git", "config", "--file", dirs[0], "remote.origin.url", "https://elsewhere.test/x.git")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	e.src = e.newSource(t) // a restart: the mirror is opened again
+	_, err := e.src.List(ctx, repoPath)
+	var fe *source.FetchError
+	if err == nil || errors.As(err, &fe) || errors.Is(err, source.ErrNotFound) {
+		t.Fatalf("List over an unusable mirror = %v (%T), want an internal error", err, err)
 	}
 }
