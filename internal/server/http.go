@@ -52,6 +52,8 @@ func (s *Server) routes(sumProxy *sumdb.Proxy) *http.ServeMux {
 		// modgate fetch what it may not read.
 		mux.Handle("POST /policy/check", s.gate.policy.CheckHandler(s.gate.authorized(s.cache)))
 	}
+	mux.Handle("DELETE /admin/v1/modules/{rest...}", s.gate.admin(http.HandlerFunc(s.purgeVersion)))
+	mux.Handle("POST /admin/v1/refresh/{module...}", s.gate.admin(http.HandlerFunc(s.refreshModule)))
 	if s.gate.audit != nil && s.cfg.AuditLog != "-" {
 		mux.Handle("GET /admin/v1/audit", s.gate.admin(s.gate.audit.Handler()))
 	}
