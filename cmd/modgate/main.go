@@ -99,6 +99,8 @@ func run(args []string) int {
 		err = envCmd(args[1:], os.Stdout, os.Stderr)
 	case "doctor":
 		err = runDoctor(args[1:])
+	case "gc":
+		err = gcCmd(args[1:], os.Stdout, os.Stderr)
 	case "scan":
 		return scanCmd(args[1:], os.Stdout, os.Stderr, os.Getenv)
 	case "explain":

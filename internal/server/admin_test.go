@@ -78,6 +78,14 @@ func TestAdminPurgeAndRefresh(t *testing.T) {
 		t.Errorf("list after the refresh: %q", body)
 	}
 
+	// What is stored, for the operator.
+	if status, body := do("GET", "/admin/v1/modules?q=example.com"); status != 200 || !strings.Contains(body, `"path": "`+mod+`"`) {
+		t.Errorf("modules: %d %q", status, body)
+	}
+	if status, body := do("GET", "/admin/v1/stats"); status != 200 || !strings.Contains(body, `"store"`) {
+		t.Errorf("stats: %d %q", status, body)
+	}
+
 	for _, path := range []string{"/admin/v1/modules/" + mod + "/@v/v1.0", "/admin/v1/modules/" + mod, "/admin/v1/modules/-bad/@v/v1.0.0"} {
 		if status, body := do("DELETE", path); status != 400 {
 			t.Errorf("DELETE %s: %d %q, want 400", path, status, body)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/modgate/modgate/internal/catalog"
 	"github.com/modgate/modgate/internal/goproxy"
 	"github.com/modgate/modgate/internal/httpserver"
 	"github.com/modgate/modgate/internal/metrics"
@@ -52,6 +53,8 @@ func (s *Server) routes(sumProxy *sumdb.Proxy) *http.ServeMux {
 		// modgate fetch what it may not read.
 		mux.Handle("POST /policy/check", s.gate.policy.CheckHandler(s.gate.authorized(s.cache)))
 	}
+	mux.Handle("GET /admin/v1/modules", s.gate.admin(catalog.Modules(s.store)))
+	mux.Handle("GET /admin/v1/stats", s.gate.admin(catalog.Stats(s.store, metrics.Registry)))
 	mux.Handle("DELETE /admin/v1/modules/{rest...}", s.gate.admin(http.HandlerFunc(s.purgeVersion)))
 	mux.Handle("POST /admin/v1/refresh/{module...}", s.gate.admin(http.HandlerFunc(s.refreshModule)))
 	if s.gate.audit != nil && s.cfg.AuditLog != "-" {
