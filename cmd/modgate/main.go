@@ -70,6 +70,8 @@ Usage:
   modgate explain [-- CMD]  explain the go command's errors (stdin, or the output of CMD)
   modgate scan [DIR]        check a module's build list against a policy (--server URL or
                             --policy FILE); --sbom FILE writes a CycloneDX SBOM
+  modgate gc --data-dir D --max-size SIZE [--dry-run]
+                            remove least recently used versions until the store fits SIZE
   modgate version           print the version
 
 Run "modgate serve" with no flags to start with local-disk storage in
