@@ -140,6 +140,9 @@ type Config struct {
 	// RedisTopology holds Sentinel and Cluster settings (config file
 	// section redis-topology).
 	RedisTopology RedisTopology
+	// MaxStorage keeps the store under this size by removing least
+	// recently used versions in the background; 0: no limit.
+	MaxStorage ByteSize
 	// Lease is how long a replica's lock on a fetch lasts without being
 	// renewed: a replica that dies mid-fetch delays the others by at most
 	// this long.

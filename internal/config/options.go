@@ -61,6 +61,7 @@ func (c *Config) options() []*option {
 		opt(&c.S3Region, "s3-region", stringKind, "us-east-1", "S3 region"),
 		opt(&c.S3PathStyle, "s3-path-style", boolKind, false, "path-style requests (endpoint/bucket/key) instead of virtual-host style; most self-hosted S3 servers need it"),
 		opt(&c.Redis, "redis", stringKind, "", "Redis URL that replicas coordinate through: redis://[user:password@]host:port/db, rediss:// for TLS (Sentinel and Cluster: config file section redis-topology)", redisURL),
+		opt(&c.MaxStorage, "max-storage", byteSizeKind, 0, "keep the store under this size (e.g. 50GiB) by removing least recently used versions every 5 minutes; 0: no limit", nonNegativeSize),
 		opt(&c.Lease, "lease", durationKind, 30*time.Second, "with --redis: how long a replica's lock on a fetch lasts unless renewed (renewed every third of it while the fetch runs); a replica that dies mid-fetch delays the others by at most this long", atLeastDuration(time.Second)),
 		opt(&c.LogLevel, "log-level", stringKind, "info", "log level: debug, info, warn or error", oneOf("debug", "info", "warn", "error")),
 		opt(&c.LogFormat, "log-format", stringKind, "json", "log format: json or text", oneOf("json", "text")),
@@ -470,4 +471,12 @@ func atLeastDuration(min time.Duration) func(time.Duration) error {
 		}
 		return nil
 	}
+}
+
+// nonNegativeSize accepts sizes of zero (off) or more.
+func nonNegativeSize(v ByteSize) error {
+	if v < 0 {
+		return fmt.Errorf("must not be negative, got %v", v)
+	}
+	return nil
 }

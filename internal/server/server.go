@@ -252,9 +252,11 @@ func (s *Server) Listen() (net.Listener, error) {
 func (s *Server) Serve(ln net.Listener) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	janitor := s.startJanitor(ctx)
+	retention := s.startRetention(ctx)
 	defer func() {
 		cancel()
 		<-janitor
+		<-retention
 	}()
 	if s.cfg.TLSCert != "" {
 		return s.http.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
