@@ -24,6 +24,7 @@ func runEnvClean(t *testing.T, script string) string {
 	bin := testenv.Binary(t)
 	home := t.TempDir()
 	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.Dir = home // scratch files of the script stay out of the source tree
 	cmd.Env = []string{
 		"PATH=" + filepath.Dir(bin) + ":" + filepath.Dir(gobin) + ":/usr/bin:/bin",
 		"HOME=" + home,
