@@ -2,15 +2,11 @@ package discover
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
+	"github.com/modgate/modgate/internal/testenv"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // fakeNet is a network of named hosts that all live on 127.0.0.1, reached
@@ -196,41 +191,18 @@ func (n *fakeNet) reset() {
 	n.dialed, n.reqs = nil, nil
 }
 
-// testCertificate makes a self-signed certificate for every name the
-// tests use (and any subdomain of .test and .com), trusted by the pool
-// returned.
+// testCertificate makes a certificate for every name the tests use,
+// signed by a test CA (testenv.NewCA) the returned pool trusts.
 func testCertificate(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := testenv.NewCA(t)
+	certFile, keyFile := ca.Issue(t, "git.corp.test", "go.corp.test", "other.corp.test", "corp.test",
+		"git.corp.test.evil.com", "evil.com", "plain.corp.test", "fuzz.test")
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "fakenet"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		DNSNames: []string{
-			"git.corp.test", "go.corp.test", "other.corp.test", "corp.test",
-			"git.corp.test.evil.com", "evil.com", "plain.corp.test",
-			"fuzz.test",
-		},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+	return cert, ca.Pool
 }
 
 // metaHandler answers every path with the given head content (go-import
