@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"github.com/modgate/modgate/internal/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/modgate/modgate/internal/testenv"
 )
 
 // fakeNet is a network of named hosts that all live on 127.0.0.1, reached
