@@ -1,7 +1,8 @@
 // Package source is where module files come from when they are not stored
 // yet: an upstream proxy chain in GOPROXY syntax (Chain of Upstreams), and
 // in front of it a Router that sends the modules matching a route's path
-// patterns to that route's source instead (later, git servers).
+// patterns to that route's source instead (the git source of --private,
+// package gitsource).
 //
 // A Source returns raw bytes exactly as the origin served them; checking
 // that they are what they claim to be is the caller's job (package modcheck).
