@@ -108,6 +108,9 @@ type Config struct {
 	Tokens string
 	// Anonymous lists the module path patterns readable without a token.
 	Anonymous string
+	// AdminOpen lets clients on any address reach the admin API and the
+	// web UI while tokens are off (by default only loopback clients may).
+	AdminOpen bool
 	// Policy is the download policy file (YAML).
 	Policy string
 	// PolicyDryRun evaluates the policy and records "would deny" without

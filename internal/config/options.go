@@ -48,6 +48,7 @@ func (c *Config) options() []*option {
 		opt(&c.GitTimeout, "git-timeout", durationKind, 10*time.Minute, "upper bound on one git command, a first clone included", positive),
 		opt(&c.GitMaxRepoSize, "git-max-repo-size", byteSizeKind, 2<<30, "most disk one repository's mirror may take", greaterThanZero[ByteSize]),
 		opt(&c.Tokens, "tokens", stringKind, "", "tokens file (create it with `modgate token add`): when set, every download needs a token, except paths in --anonymous", fileExists),
+		opt(&c.AdminOpen, "admin-open", boolKind, false, "without --tokens, let clients on any address use the admin API and the web UI (default: loopback clients only); put modgate behind something that authenticates before turning this on"),
 		opt(&c.Anonymous, "anonymous", stringKind, "", "comma-separated module path patterns readable without a token when --tokens is set (\"*\": everything)", globList),
 		opt(&c.Policy, "policy", stringKind, "", "download policy file (YAML: deny, allow, min-age, vulndb, waive); re-read when it changes", fileExists),
 		opt(&c.PolicyDryRun, "policy-dry-run", boolKind, false, "evaluate the policy and log and audit \"would-deny\" without blocking anything"),

@@ -22,11 +22,14 @@ type gateParts struct {
 	gate   *auth.Gate
 	policy *policy.Engine
 	audit  *audit.Log
+	// adminOpen lets any client use the admin API while tokens are off
+	// (--admin-open).
+	adminOpen bool
 }
 
 // newGate opens what cfg names. On error, what was opened is closed.
 func newGate(cfg *config.Config, client *http.Client, log *slog.Logger) (_ *gateParts, err error) {
-	g := &gateParts{}
+	g := &gateParts{adminOpen: cfg.AdminOpen}
 	defer func() {
 		if err != nil {
 			g.close()
@@ -40,8 +43,14 @@ func newGate(cfg *config.Config, client *http.Client, log *slog.Logger) (_ *gate
 		if cfg.TLSCert == "" {
 			log.Warn("tokens are on but modgate serves plain http: the go command sends credentials only over https; set --tls-cert and --tls-key, or terminate TLS in front of modgate")
 		}
+		if cfg.AdminOpen {
+			log.Warn("--admin-open has no effect with --tokens: the admin API and the web UI need an admin token")
+		}
 	} else if cfg.Anonymous != "" {
 		log.Warn("--anonymous has no effect without --tokens: every path is readable without a token")
+	}
+	if cfg.Tokens == "" && cfg.AdminOpen {
+		log.Warn("--admin-open: the admin API and the web UI answer every client without authentication; make sure something in front of modgate authenticates them")
 	}
 	if cfg.Policy != "" {
 		g.policy, err = policy.New(policy.Config{File: cfg.Policy, DryRun: cfg.PolicyDryRun, Logger: log, Client: client})
@@ -92,15 +101,15 @@ func (g *gateParts) middleware(h http.Handler) http.Handler {
 
 // admin guards the admin API: the middleware demands an admin token when
 // tokens are on; without tokens only clients on a loopback address get
-// through.
+// through, unless --admin-open lets everyone.
 func (g *gateParts) admin(h http.Handler) http.Handler {
-	if g.gate != nil {
+	if g.gate != nil || g.adminOpen {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, _, err := net.SplitHostPort(r.RemoteAddr)
 		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-			goproxy.WriteError(w, r, http.StatusForbidden, "the admin API answers only local clients while tokens are off; start modgate with --tokens and use an admin token")
+			goproxy.WriteError(w, r, http.StatusForbidden, "the admin API answers only local clients while tokens are off; start modgate with --tokens and use an admin token (or --admin-open behind an authenticating proxy)")
 			return
 		}
 		h.ServeHTTP(w, r)
