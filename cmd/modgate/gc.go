@@ -22,8 +22,10 @@ const gcUsage = `Usage: modgate gc --data-dir DIR --max-size SIZE [--dry-run]
 Removes stored module versions, least recently used first, until the disk
 store in DIR holds at most SIZE (e.g. 500MiB, 20GiB). Each version goes
 whole (.info, .mod, .zip); a removed version is fetched again on its next
-request. Versions written or read in the last 10 minutes are kept, so gc
-may run next to a serving modgate.
+request. A version's last use is the newest of what the serving modgate
+recorded for it and its files' access and modification times. Versions
+written or read in the last 10 minutes are kept, so gc may run next to a
+serving modgate.
 
   --data-dir DIR   the store's directory (modgate serve --data-dir)
   --max-size SIZE  the most the store may hold: bytes, or KiB, MiB, GiB
@@ -68,7 +70,7 @@ func gcCmd(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	plan, err := retention.Plan(ctx, st, int64(limit), time.Now())
+	plan, err := retention.Plan(ctx, st, int64(limit), time.Now(), retention.Options{})
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
 	}

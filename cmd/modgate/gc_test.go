@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modgate/modgate/internal/access"
+	"github.com/modgate/modgate/internal/protocol"
 	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/testenv"
 )
@@ -145,5 +148,69 @@ func TestHumanBytes(t *testing.T) {
 		if got := humanBytes(n); got != want {
 			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// served answers every zip as a stored file: enough for a recorder to
+// count an access.
+type served struct{ protocol.Modules }
+
+func (served) Zip(_ context.Context, _, version string) (*protocol.File, error) {
+	f := protocol.BytesFile(nil)
+	f.Version, f.Stored = version, true
+	return f, nil
+}
+
+// TestGCByUsageRecords: gc orders by what a serving modgate recorded
+// where the files' times say otherwise, and leaves nothing of what it
+// removes: no file, no empty directory, no record entry.
+func TestGCByUsageRecords(t *testing.T) {
+	dir := t.TempDir()
+	d, err := store.NewDisk(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const day = 24 * time.Hour
+	gcFixture(t, d, "example.com/old", "v1.0.0", map[string]int{"info": 512, "mod": 512, "zip": 3 << 10}, 9*day) // 4 KiB
+	gcFixture(t, d, "example.com/mid", "v1.1.0", map[string]int{"mod": 1 << 10, "zip": 1 << 10}, 5*day)          // 2 KiB
+	gcFixture(t, d, "example.com/new", "v0.3.0", map[string]int{"mod": 1 << 10, "zip": 1 << 10}, 2*day)          // 2 KiB
+	// The serving modgate saw old used an hour ago, new a day ago.
+	for _, u := range []struct {
+		path, version string
+		ago           time.Duration
+	}{{"example.com/old", "v1.0.0", time.Hour}, {"example.com/new", "v0.3.0", day}} {
+		r := access.New(access.Config{Store: d, Now: func() time.Time { return time.Now().Add(-u.ago) }})
+		if _, err := r.Wrap(served{}).Zip(t.Context(), u.path, u.version); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if err := gcCmd([]string{"--data-dir", dir, "--max-size", "5KiB"}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	want := "removed example.com/mid@v1.1.0 (2.0 KiB)\nremoved example.com/new@v0.3.0 (2.0 KiB)\nremoved 2 versions, 4.0 KiB; 4.0 KiB left\n"
+	if !strings.HasSuffix(stdout.String(), want) {
+		t.Errorf("gc printed:\n%s\nwant it to end with:\n%s", stdout.String(), want)
+	}
+	wantFiles := []string{
+		"meta/example.com/new/@/access",
+		"meta/example.com/old/@/access",
+		"mod/example.com/old/@v/v1.0.0.info",
+		"mod/example.com/old/@v/v1.0.0.mod",
+		"mod/example.com/old/@v/v1.0.0.zip",
+	}
+	if got := gcFiles(t, dir); !slices.Equal(got, wantFiles) {
+		t.Errorf("after gc: files %q, want %q", got, wantFiles)
+	}
+	for _, gone := range []string{"mod/example.com/mid", "mod/example.com/new"} {
+		if _, err := os.Stat(filepath.Join(dir, gone)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: %v; want it removed with its last version", gone, err)
+		}
+	}
+	if entries, err := access.Read(t.Context(), d, "example.com/new"); err != nil || len(entries) != 0 {
+		t.Errorf("record of the removed example.com/new: %v, %v", entries, err)
 	}
 }

@@ -64,6 +64,11 @@ func classify(p string) pathClass {
 	case p == "/webhooks/git":
 		// The webhook checks its own secret; a git server sends no token.
 		return classOpen
+	case p == "/ui" || strings.HasPrefix(p, "/ui/"):
+		// The web UI's static files: no data (that comes from /admin/,
+		// with the admin token the page asks for), and the sign-in page
+		// must load whatever Authorization a browser sends.
+		return classOpen
 	case p == "/metrics" || p == "/admin" || strings.HasPrefix(p, "/admin/"):
 		return classAdmin
 	case p == "/sumdb" || strings.HasPrefix(p, "/sumdb/") || p == "/policy/check":
@@ -111,7 +116,8 @@ type grantKey struct{}
 // Middleware authenticates each request to next. A request with a token
 // modgate does not know (revoked, mistyped) is refused with 401 and a
 // basic-auth challenge whatever it asks for, except the open paths
-// (/healthz, /readyz, /webhooks/git), which never look at credentials.
+// (/healthz, /readyz, /webhooks/git, the web UI's files under /ui/),
+// which never look at credentials.
 // /metrics and /admin/ need an admin token; /sumdb/ needs a token unless
 // some module paths are anonymous (the checksum database is public data,
 // and a client allowed anonymous reads needs it to verify them). Any

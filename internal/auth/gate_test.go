@@ -81,7 +81,7 @@ func newGateEnv(t *testing.T, anonymous string) *gateEnv {
 		fmt.Fprintf(w, "reached as %q %v\n", p.Name, ok)
 	}
 	mux := http.NewServeMux()
-	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/admin/", "/sumdb/", "/webhooks/git", "/setup", "/setup.json", "/{$}"} {
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/admin/", "/sumdb/", "/webhooks/git", "/setup", "/setup.json", "/{$}", "/ui/"} {
 		mux.HandleFunc(p, stub)
 	}
 	mux.Handle("/", &goproxy.Handler{Modules: e.gate.Wrap(e.cache)})
@@ -155,6 +155,8 @@ func TestMiddlewarePaths(t *testing.T) {
 				{"/setup", "", answer{200, "", `reached as "" false`}},
 				{"/setup.json", bearer(badToken), answer{200, "", `reached as "" false`}},
 				{"/", "", answer{200, "", `reached as "" false`}},
+				{"/ui/", bearer(badToken), answer{200, "", `reached as "" false`}},
+				{"/ui/app.js", "", answer{200, "", `reached as "" false`}},
 
 				{"/metrics", "", answer{401, `Basic realm="modgate"`, "needs an admin token"}},
 				{"/metrics", bearer(badToken), bad},

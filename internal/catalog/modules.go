@@ -8,6 +8,7 @@ package catalog
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -19,6 +20,7 @@ import (
 
 	"golang.org/x/mod/module"
 
+	"github.com/modgate/modgate/internal/access"
 	"github.com/modgate/modgate/internal/goproxy"
 	"github.com/modgate/modgate/internal/store"
 )
@@ -63,6 +65,19 @@ type Version struct {
 	Time *time.Time `json:"time,omitempty"`
 	// Fetched is when the zip was stored (its modification time).
 	Fetched *time.Time `json:"fetched,omitempty"`
+	// Origin names where its files were last fetched from (without
+	// credentials), when the usage record knows.
+	Origin string `json:"origin,omitempty"`
+	// Downloads counts its zips served, and LastAccess is when any of its
+	// files was last served, as the usage record says (package access:
+	// written by each replica every minute, so up to a minute behind).
+	Downloads  int64      `json:"downloads"`
+	LastAccess *time.Time `json:"last_access,omitempty"`
+	// H1 is the zip's hash as go.sum records it ("h1:..."), when its
+	// .ziphash is stored (it is not computed on request).
+	H1 string `json:"h1,omitempty"`
+
+	hashed bool // a .ziphash is stored
 }
 
 // Modules serves GET /admin/v1/modules?q=<substring>&limit=N&after=<path>:
@@ -149,12 +164,21 @@ func listModules(ctx context.Context, st store.Store, p listParams) (ModuleList,
 	errFull := errors.New("page full")
 	err := store.ListInfo(ctx, st, "mod/", func(key string, info store.Info) error {
 		path, version, ext, err := store.ParseVersionKey(key)
-		if err != nil || ext == "ziphash" {
-			return nil // not a module file (see moduleFile)
+		if err != nil {
+			return nil // not a module file
 		}
 		ep, _, _ := strings.Cut(strings.TrimPrefix(key, "mod/"), "/@v/")
 		modKey := ep + "/@v/"
 		if modKey <= p.afterKey {
+			return nil
+		}
+		if ext == "ziphash" {
+			// Not a file of the version's own (see moduleFile): it only
+			// says that the h1 is stored. It sorts after its zip, so the
+			// version is known if it has one.
+			if i, ok := index[version]; ok && modKey == curKey && cur != nil {
+				cur.Versions[i].hashed = true
+			}
 			return nil
 		}
 		if modKey != curKey {
@@ -192,12 +216,26 @@ func listModules(ctx context.Context, st store.Store, p listParams) (ModuleList,
 	if err != nil && !errors.Is(err, errFull) {
 		return ModuleList{}, err
 	}
-	// The .info times are read once the walk is over: it stays a listing,
-	// and only the versions on the page cost a read.
+	// The .info times, hashes and usage records are read once the walk is
+	// over: it stays a listing, and only what is on the page costs a
+	// read: a usage record per module, an .info and a .ziphash per version.
 	for i := range list.Modules {
 		m := &list.Modules[i]
+		// A record that cannot be read shows no usage: the page is still
+		// worth answering.
+		records, _ := access.Read(ctx, st, m.Path)
 		for j := range m.Versions {
 			v := &m.Versions[j]
+			if e, ok := records[v.Version]; ok {
+				v.Origin, v.Downloads = e.Origin, e.Downloads
+				if !e.Last.IsZero() {
+					last := e.Last.UTC()
+					v.LastAccess = &last
+				}
+			}
+			if v.hashed && slices.Contains(v.Files, "zip") {
+				v.H1 = readZipHash(ctx, st, m.Path, v.Version)
+			}
 			if !slices.Contains(v.Files, "info") {
 				continue
 			}
@@ -209,6 +247,30 @@ func listModules(ctx context.Context, st store.Store, p listParams) (ModuleList,
 		}
 	}
 	return list, nil
+}
+
+// readZipHash returns the h1: hash stored beside a version's zip, "" when
+// it cannot be read or is not one.
+func readZipHash(ctx context.Context, st store.Store, path, version string) string {
+	key, err := store.VersionKey(path, version, "ziphash")
+	if err != nil {
+		return ""
+	}
+	rc, _, err := st.Open(ctx, key)
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	// "h1:" and the base64 of a SHA-256, and a newline.
+	data, _ := io.ReadAll(io.LimitReader(rc, 128))
+	h1 := strings.TrimSpace(string(data))
+	if !strings.HasPrefix(h1, "h1:") || len(h1) != len("h1:")+44 {
+		return ""
+	}
+	if _, err := base64.StdEncoding.DecodeString(h1[len("h1:"):]); err != nil {
+		return ""
+	}
+	return h1
 }
 
 // moduleFile reports whether key is one of the module files that the

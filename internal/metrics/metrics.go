@@ -115,3 +115,24 @@ var (
 func init() {
 	Registry.MustRegister(AuditEvents, AuditDropped)
 }
+
+var (
+	// AccessDropped counts accesses of module versions that were not
+	// recorded (package access): the recorder held as many versions as
+	// it may until its next write.
+	AccessDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "modgate_access_dropped_total",
+		Help: "Accesses of module versions not recorded because the in-memory table was full.",
+	})
+
+	// AccessFlushErrors counts failed writes of usage documents (package
+	// access); their counts are written at the next try.
+	AccessFlushErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "modgate_access_flush_errors_total",
+		Help: "Usage documents that could not be written (kept for the next write).",
+	})
+)
+
+func init() {
+	Registry.MustRegister(AccessDropped, AccessFlushErrors)
+}

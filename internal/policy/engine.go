@@ -58,6 +58,8 @@ type Engine struct {
 	stop      context.CancelFunc
 	done      chan struct{}
 	once      sync.Once
+	// blocked counts refusals and keeps the last ones (view.go).
+	blocked *blockLog
 }
 
 type fileStamp struct {
@@ -75,7 +77,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger.With("policy", cfg.File)}
+	e := &Engine{cfg: cfg, log: cfg.Logger.With("policy", cfg.File), blocked: newBlockLog(cfg.Now())}
 	if _, err := e.load(true); err != nil {
 		return nil, err
 	}

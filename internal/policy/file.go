@@ -15,7 +15,7 @@ import (
 // parse reads a policy file. Every error names the file, the line, and the
 // key, as "policy file p.yaml:7: deny[1].versions: invalid range ...".
 func parse(name string, data []byte) (*policy, error) {
-	p := &policy{}
+	p := &policy{data: data}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, yamlError(name, err)

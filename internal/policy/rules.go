@@ -38,6 +38,9 @@ type policy struct {
 	// blockRetracted refuses versions their author retracted (see
 	// retract.go; the wrapper checks it, as it needs the module's go.mod).
 	blockRetracted bool
+	// data is the file it was parsed from, shown as written by the
+	// policy view (view.go).
+	data []byte
 }
 
 type denyRule struct {

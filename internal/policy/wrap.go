@@ -69,6 +69,7 @@ func (g *gate) enforce(ctx context.Context, path, version string, v Verdict) err
 		}
 		return nil
 	}
+	g.e.blocked.add(ctx, path, version, v, g.e.cfg.DryRun, g.e.cfg.Now())
 	if g.e.cfg.DryRun {
 		if d != nil {
 			d.Outcome, d.Rule = "would-deny", v.Rule

@@ -9,13 +9,19 @@
 // a removal never leaves a zip without its go.mod or the reverse. A removed
 // version is fetched again on its next request, like a purge.
 //
-// Last access. On a disk store a version's last access is the newest access
-// time (atime) of its files, or their modification time where that is newer
-// (a file's atime is never older than its mtime when the filesystem keeps
-// atimes; with noatime it stays at the write, and the order is then by the
-// time each version was stored). Linux's default relatime updates an atime
-// at most once a day per file, which is the granularity of this order.
-// Other stores have no access times: the order is by modification time.
+// Last access. A version's last access is the newest of: the time its
+// usage record says (package access: what serving modgates counted, on any
+// store), the access times (atime) of its files on a disk store, and their
+// modification time (when it was stored). Records are what makes the order
+// right on an object store, which keeps no access times, and on a disk
+// mounted noatime or with Linux's default relatime (an atime updated at
+// most once a day). A store written before records were kept, or by
+// "modgate gc" alone, is ordered by the file times.
+//
+// Never evicted: a version written or accessed within RecentGuard (it may
+// be being fetched, its files arriving one by one, or served right now),
+// whether the access is in its record, its files' times, or only in the
+// memory of the serving process that plans (Options.Recent).
 package retention
 
 import (
@@ -23,16 +29,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
+	"github.com/modgate/modgate/internal/access"
 	"github.com/modgate/modgate/internal/store"
 )
 
 // RecentGuard is how long after its last write or access a version is
 // never removed: it may be being fetched (its files arrive one by one) or
-// served right now.
-const RecentGuard = 10 * time.Minute
+// served right now. It is the window of access.Recorder.Recent.
+const RecentGuard = access.RecentWindow
+
+// Options are what a serving modgate adds to a plan.
+type Options struct {
+	// Recent, when not nil, reports whether this process served a version
+	// within RecentGuard, including accesses not yet in its usage record
+	// (access.Recorder.Recent). Such a version is never removed.
+	Recent func(path, version string) bool
+}
 
 // Version is one stored module version and what it takes.
 type Version struct {
@@ -42,8 +59,8 @@ type Version struct {
 	Size    int64    // sum of the files' sizes
 	// Written is the newest modification time of its files.
 	Written time.Time
-	// LastAccess is the newest access time of its files where the store
-	// has them, never older than Written.
+	// LastAccess is the newest of its usage record's last access, its
+	// files' access times where the store has them, and Written.
 	LastAccess time.Time
 }
 
@@ -64,6 +81,8 @@ type Eviction struct {
 	// Recent counts the versions kept only because RecentGuard protects
 	// them although the store is over the limit.
 	Recent int
+
+	opts Options
 }
 
 // After is the total once the plan is applied.
@@ -77,8 +96,9 @@ func (e Eviction) Fits() bool { return e.After() <= e.MaxSize }
 // used first, the versions to remove so that the total is at most maxSize,
 // leaving out those written or accessed within RecentGuard of now. Files
 // under "mod/" that are not module files are ignored (nothing else writes
-// there). ctx bounds the listing.
-func Plan(ctx context.Context, st store.Store, maxSize int64, now time.Time) (Eviction, error) {
+// there). The usage records are read only when the store is over the
+// limit, one per module. ctx bounds the listing and the reads.
+func Plan(ctx context.Context, st store.Store, maxSize int64, now time.Time, opts Options) (Eviction, error) {
 	if maxSize < 0 {
 		return Eviction{}, fmt.Errorf("retention: negative size limit %d", maxSize)
 	}
@@ -86,9 +106,15 @@ func Plan(ctx context.Context, st store.Store, maxSize int64, now time.Time) (Ev
 	if err != nil {
 		return Eviction{}, err
 	}
-	e := Eviction{MaxSize: maxSize, Now: now, Versions: len(versions)}
+	e := Eviction{MaxSize: maxSize, Now: now, Versions: len(versions), opts: opts}
 	for _, v := range versions {
 		e.Total += v.Size
+	}
+	if e.Total <= maxSize {
+		return e, nil
+	}
+	if err := addRecords(ctx, st, versions, now); err != nil {
+		return Eviction{}, err
 	}
 	// Least recently used first; ties (same second, noatime) by the oldest
 	// write, then by name so that the plan is deterministic.
@@ -101,7 +127,7 @@ func Plan(ctx context.Context, st store.Store, maxSize int64, now time.Time) (Ev
 		if over <= 0 {
 			break
 		}
-		if now.Sub(v.LastAccess) < RecentGuard {
+		if now.Sub(v.LastAccess) < RecentGuard || (opts.Recent != nil && opts.Recent(v.Path, v.Version)) {
 			e.Recent++
 			continue
 		}
@@ -110,6 +136,36 @@ func Plan(ctx context.Context, st store.Store, maxSize int64, now time.Time) (Ev
 		over -= v.Size
 	}
 	return e, nil
+}
+
+// addRecords raises the LastAccess of versions (listed in key order, so
+// one module's together) to their usage records' last access. A record
+// that is not one is ignored (the file times stand); failing to read one
+// fails the plan, which would otherwise remove versions in use.
+func addRecords(ctx context.Context, st store.Store, versions []Version, now time.Time) error {
+	var (
+		path    string
+		entries map[string]access.Entry
+	)
+	for i := range versions {
+		v := &versions[i]
+		if v.Path != path || i == 0 {
+			path = v.Path
+			var err error
+			entries, err = access.Read(ctx, st, path)
+			if errors.Is(err, access.ErrBroken) {
+				entries = nil
+			} else if err != nil {
+				return fmt.Errorf("retention: reading the usage record of %s: %w", path, err)
+			}
+		}
+		// A time after now (another replica's clock ahead) would protect
+		// the version for as long: it is not taken.
+		if last := entries[v.Version].Last; last.After(v.LastAccess) && !last.After(now) {
+			v.LastAccess = last
+		}
+	}
+	return nil
 }
 
 // list returns every module version stored in st, with its files.
@@ -155,15 +211,43 @@ func list(ctx context.Context, st store.Store, now time.Time) ([]Version, error)
 }
 
 // Apply removes the versions of e from st, all files of each, in the order
-// of the plan. A version written again since the plan (a file newer than
-// the plan saw, or a new file) is left: it is in use. ctx stops it between
-// files; removed is called after each version it removed, if not nil
-// (progress, a cache to invalidate). It returns the first error, after
-// which it removes nothing more.
+// of the plan, then their entries from the modules' usage records. A
+// version in use since the plan is left: written again (a file newer than
+// the plan saw, or a new file), accessed according to its usage record,
+// or Recent in this process. On a disk store the directories a removal
+// leaves empty go too. ctx stops it between versions; removed is called
+// after each version it removed, if not nil (progress, a cache to
+// invalidate). It returns the first error, after which it removes nothing
+// more.
 func Apply(ctx context.Context, st store.Store, e Eviction, removed func(Version)) error {
+	records := map[string]map[string]access.Entry{} // read again, by module
+	gone := map[string][]string{}                   // removed versions, by module
+	var paths []string                              // of gone, in order
+	defer func() {
+		// Readers ignore the entries of versions not stored: a failure
+		// here costs only a few bytes until the module's next removal.
+		for _, path := range paths {
+			access.Forget(context.WithoutCancel(ctx), st, path, gone[path]...)
+		}
+	}()
 	for _, v := range e.Remove {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if e.opts.Recent != nil && e.opts.Recent(v.Path, v.Version) {
+			continue
+		}
+		entries, ok := records[v.Path]
+		if !ok {
+			var err error
+			entries, err = access.Read(ctx, st, v.Path)
+			if err != nil && !errors.Is(err, access.ErrBroken) {
+				return fmt.Errorf("retention: reading the usage record of %s: %w", v.Path, err)
+			}
+			records[v.Path] = entries
+		}
+		if entries[v.Version].Last.After(v.LastAccess) {
+			continue
 		}
 		changed, err := changedSince(ctx, st, v)
 		if err != nil {
@@ -177,11 +261,38 @@ func Apply(ctx context.Context, st store.Store, e Eviction, removed func(Version
 				return fmt.Errorf("retention: removing %s: %w", v, err)
 			}
 		}
+		if len(v.Keys) > 0 {
+			removeEmptyDirs(st, v.Keys[0])
+		}
+		if gone[v.Path] == nil {
+			paths = append(paths, v.Path)
+		}
+		gone[v.Path] = append(gone[v.Path], v.Version)
 		if removed != nil {
 			removed(v)
 		}
 	}
 	return nil
+}
+
+// removeEmptyDirs removes, on a disk store, the directory of key and its
+// parents that are left empty, up to the store's top directories ("mod").
+// A directory that is not empty, or gone, ends it: its parents are not
+// empty either, or someone else is at it. A Put that finds a directory
+// gone makes it again (store.Disk).
+func removeEmptyDirs(st store.Store, key string) {
+	d, ok := st.(*store.Disk)
+	if !ok {
+		return
+	}
+	root := d.Root()
+	dir := filepath.Dir(filepath.Join(root, filepath.FromSlash(key)))
+	for filepath.Dir(dir) != root && len(dir) > len(root) {
+		if os.Remove(dir) != nil {
+			return
+		}
+		dir = filepath.Dir(dir)
+	}
 }
 
 // changedSince reports whether v has been written since it was listed.

@@ -27,6 +27,9 @@ import (
 type gitParts struct {
 	source  *gitsource.Source
 	mirrors *gitmirror.Mirrors
+	// hosts are the git hosts' credentials (names shown by the health
+	// report, never the credentials).
+	hosts *gitauth.Hosts
 }
 
 // needsGit reports whether the configuration fetches anything from
@@ -103,7 +106,7 @@ func newGit(cfg *config.Config, scratch string, log *slog.Logger) (*gitParts, er
 		mirrors.Close()
 		return nil, err
 	}
-	return &gitParts{source: src, mirrors: mirrors}, nil
+	return &gitParts{source: src, mirrors: mirrors, hosts: hosts}, nil
 }
 
 // insecureURL reports whether a repository URL may be reached over plain

@@ -18,6 +18,7 @@ import (
 	"github.com/modgate/modgate/internal/redact"
 	"github.com/modgate/modgate/internal/setup"
 	"github.com/modgate/modgate/internal/sumdb"
+	"github.com/modgate/modgate/internal/ui"
 )
 
 // routes is modgate's URL space: the ops endpoints, the checksum database
@@ -55,11 +56,19 @@ func (s *Server) routes(sumProxy *sumdb.Proxy) *http.ServeMux {
 	}
 	mux.Handle("GET /admin/v1/modules", s.gate.admin(catalog.Modules(s.store)))
 	mux.Handle("GET /admin/v1/stats", s.gate.admin(catalog.Stats(s.store, metrics.Registry)))
+	mux.Handle("GET /admin/v1/history", s.gate.admin(s.usage.history.Handler()))
 	mux.Handle("DELETE /admin/v1/modules/{rest...}", s.gate.admin(http.HandlerFunc(s.purgeVersion)))
 	mux.Handle("POST /admin/v1/refresh/{module...}", s.gate.admin(http.HandlerFunc(s.refreshModule)))
-	if s.gate.audit != nil && s.cfg.AuditLog != "-" {
-		mux.Handle("GET /admin/v1/audit", s.gate.admin(s.gate.audit.Handler()))
-	}
+	s.warmup.routes(mux, s.gate)
+	mux.Handle("GET /admin/v1/health", s.gate.admin(http.HandlerFunc(s.serveHealth)))
+	mux.Handle("GET /admin/v1/policy", s.gate.admin(s.gate.policy.ViewHandler())) // 404 without --policy
+	// The web UI's files hold no data: with tokens the page itself asks
+	// for an admin token; without, it is as local as the admin API.
+	mux.Handle("GET /ui/", s.gate.admin(ui.Handler()))
+	mux.Handle("GET /ui", s.gate.admin(ui.Handler()))
+	// Without an audit log (or with one on stdout) the handler says so:
+	// 404 and 501 naming the option, which the web UI shows.
+	mux.Handle("GET /admin/v1/audit", s.gate.admin(s.gate.audit.Handler()))
 	// How to set a client up, for people (/, /setup), scripts (/setup.sh)
 	// and modgate env and doctor (/setup.json).
 	setupPages := setup.Handler(setup.Config{

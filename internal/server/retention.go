@@ -48,7 +48,7 @@ func (s *Server) enforceRetention(ctx context.Context) {
 		}
 		defer lease.Release(context.WithoutCancel(ctx))
 	}
-	plan, err := retention.Plan(ctx, s.store, int64(s.cfg.MaxStorage), time.Now())
+	plan, err := retention.Plan(ctx, s.store, int64(s.cfg.MaxStorage), time.Now(), retention.Options{Recent: s.usage.recorder.Recent})
 	if err != nil {
 		s.log.Error("retention: cannot list the store", "err", err)
 		return

@@ -52,11 +52,15 @@ type Server struct {
 	gate *gateParts
 	// coord is what replicas share through Redis; empty without --redis.
 	coord *coordination
+	// usage records each version's use and the charts' series.
+	usage *usageParts
 	// modules is what the handler asks: the cache inside the wrappers.
 	modules protocol.Modules
 	// closeWrappers close the wrappers that have a Close method,
 	// innermost first.
 	closeWrappers []func()
+	// warmup is the admin API's prefetch jobs.
+	warmup *warmupParts
 
 	handler http.Handler
 	http    *http.Server
@@ -179,8 +183,13 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Server, er
 		}
 	}
 
+	// Usage is recorded inside the gate: what it refuses is no use.
+	s.usage = newUsage(ctx, s.store, o.log, o.now)
+	s.modules = s.usage.wrap(s.modules)
+
 	// The gate is outermost: what it refuses, the audit log records.
 	s.modules = s.gate.wrap(s.modules)
+	s.warmup = s.newWarmup()
 
 	s.version = o.version
 	if s.version == "" {
@@ -253,10 +262,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	janitor := s.startJanitor(ctx)
 	retention := s.startRetention(ctx)
+	usage := s.usage.start(ctx)
 	defer func() {
 		cancel()
 		<-janitor
 		<-retention
+		<-usage
 	}()
 	if s.cfg.TLSCert != "" {
 		return s.http.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
@@ -278,10 +289,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() {
 	// Its only errors are from closing listeners Shutdown closed already.
 	s.http.Close()
+	s.warmup.close() // first: its jobs fetch through the policy and the cache
 	s.gate.close()
 	for i := len(s.closeWrappers) - 1; i >= 0; i-- {
 		s.closeWrappers[i]() // outermost first
 	}
+	s.usage.close() // what was counted until now goes to the store
 	s.cache.Close()
 	s.closeGit() // after the cache, whose fetches read the mirrors
 	if s.verifier != nil {

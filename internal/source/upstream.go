@@ -41,6 +41,8 @@ type Upstream struct {
 	name   string
 	urlErr error
 	client *http.Client
+	// health is what its recent answers say (Chain.Entries).
+	health healthRecord
 }
 
 // DefaultIdleTimeout is the idle-read timeout of NewHTTPClient without
@@ -189,8 +191,14 @@ func (u *Upstream) requestURL(escPath, suffix string) *url.URL {
 }
 
 // get issues one GET and classifies the answer. On success the caller owns
-// resp.Body.
+// resp.Body. The outcome goes into the upstream's health record.
 func (u *Upstream) get(ctx context.Context, path, suffix, op string) (*http.Response, error) {
+	resp, err := u.request(ctx, path, suffix, op)
+	u.health.note(err, time.Now())
+	return resp, err
+}
+
+func (u *Upstream) request(ctx context.Context, path, suffix, op string) (*http.Response, error) {
 	if u.url == nil {
 		err := u.urlErr
 		if err == nil {

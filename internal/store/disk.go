@@ -492,20 +492,32 @@ func (d *Disk) commit(ctx context.Context, key, p, tmpName string) error {
 		return fmt.Errorf("store: put %q: %w", key, err)
 	}
 	dir := filepath.Dir(p)
-	created, err := d.mkdirAll(dir)
-	if err != nil {
-		return fmt.Errorf("store: put %q: %w", key, err)
-	}
-	if err = os.Rename(tmpName, p); err != nil {
-		return fmt.Errorf("store: put %q: %w", key, err)
+	var created []string
+	// Retention removes the directories it leaves empty: one may go
+	// between our mkdirAll and our rename (or a parent in the middle of
+	// the mkdirAll). Making it again is enough: a directory holding our
+	// file is not empty, so each removal is a single race we lose at
+	// most once per remover; the bound only guards against a loop.
+	for attempt := 1; ; attempt++ {
+		c, err := d.mkdirAll(dir)
+		created = append(created, c...)
+		if err == nil {
+			err = os.Rename(tmpName, p)
+		}
+		if err == nil {
+			break
+		}
+		if _, serr := os.Lstat(tmpName); attempt == 100 || !errors.Is(err, fs.ErrNotExist) || serr != nil {
+			return fmt.Errorf("store: put %q: %w", key, err)
+		}
 	}
 	// Make the rename durable, and the entries of any directories we
 	// created: each new directory is an entry in its parent.
-	if err = syncDir(dir); err != nil {
+	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("store: put %q: fsync dir: %w", key, err)
 	}
 	for _, c := range created {
-		if err = syncDir(filepath.Dir(c)); err != nil {
+		if err := syncDir(filepath.Dir(c)); err != nil {
 			return fmt.Errorf("store: put %q: fsync dir: %w", key, err)
 		}
 	}

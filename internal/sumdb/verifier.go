@@ -161,6 +161,14 @@ func (v *Verifier) SecurityProblem() string {
 	return v.secMsg
 }
 
+// TreeSize returns the size of the latest tree head stored and verified
+// against the database's key (0 before the first lookup), for health
+// reports: it grows as the verifier follows the log.
+func (v *Verifier) TreeSize(ctx context.Context) (int64, error) {
+	t, _, err := v.state.verifiedTree(ctx)
+	return t.N, err
+}
+
 // Prefetch starts the database lookup for path@version in the background.
 // The go.mod and zip of a version share one record, and the go command asks
 // for .info or .mod before the zip, so starting the lookup on the first miss
