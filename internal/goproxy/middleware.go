@@ -195,6 +195,9 @@ func Instrument(base *slog.Logger, next http.Handler, opts ...Option) http.Handl
 		r = r.WithContext(protocol.WithRequestID(context.WithValue(r.Context(), requestKey{}, ri), id))
 		rw := &responseWriter{ResponseWriter: w, status: http.StatusOK, minRate: cfg.minRate, window: cfg.window, chunk: chunk}
 		rw.Header().Set("X-Request-Id", id)
+		// No answer of modgate is to be sniffed into something else: a
+		// module file served as HTML would run in the web UI's origin.
+		rw.Header().Set("X-Content-Type-Options", "nosniff")
 		endpoint := Endpoint(r.URL.Path)
 		defer func() {
 			p := recover()

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/modgate/modgate/internal/audit"
 	"github.com/modgate/modgate/internal/auth"
@@ -99,21 +101,75 @@ func (g *gateParts) middleware(h http.Handler) http.Handler {
 	return g.gate.Middleware(h)
 }
 
-// admin guards the admin API: the middleware demands an admin token when
-// tokens are on; without tokens only clients on a loopback address get
-// through, unless --admin-open lets everyone.
+// admin guards the admin API and the web UI. Unsafe requests must come
+// from the same origin (sameOrigin). With tokens, the middleware demands an
+// admin token; without tokens only clients on a loopback address, asking
+// for a loopback host, get through, unless --admin-open lets everyone.
 func (g *gateParts) admin(h http.Handler) http.Handler {
+	h = sameOrigin(h)
 	if g.gate != nil || g.adminOpen {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		if !loopbackAddr(r.RemoteAddr) {
 			goproxy.WriteError(w, r, http.StatusForbidden, "the admin API answers only local clients while tokens are off; start modgate with --tokens and use an admin token (or --admin-open behind an authenticating proxy)")
+			return
+		}
+		// A page on another site whose name is made to resolve to
+		// 127.0.0.1 (DNS rebinding) runs in the browser of a local user,
+		// but its requests still name its own host.
+		if !loopbackHost(r.Host) {
+			goproxy.WriteError(w, r, http.StatusForbidden, "while tokens are off, the admin API answers only requests for localhost, 127.0.0.1 or [::1]; use one of those in the URL")
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// sameOrigin refuses state-changing requests that a browser sends on
+// behalf of another site (a form posted cross-site needs no CORS
+// preflight), by the Fetch Metadata and Origin headers browsers add;
+// clients that are not browsers send neither and pass.
+func sameOrigin(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			h.ServeHTTP(w, r)
+			return
+		}
+		site := r.Header.Get("Sec-Fetch-Site")
+		crossSite := site != "" && site != "same-origin" && site != "none"
+		if o := r.Header.Get("Origin"); o != "" && !crossSite {
+			u, err := url.Parse(o)
+			crossSite = err != nil || !strings.EqualFold(u.Host, r.Host)
+		}
+		if crossSite {
+			goproxy.WriteError(w, r, http.StatusForbidden, "cross-site request to the admin API refused; call it from modgate's own web UI or from a script")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
+}
+
+// loopbackHost reports a Host header naming this machine's loopback
+// interface, with or without a port.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (g *gateParts) close() {

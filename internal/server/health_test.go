@@ -20,6 +20,7 @@ import (
 func getFrom(h http.Handler, addr, target, authz string) response {
 	req := httptest.NewRequest(http.MethodGet, target, nil)
 	req.RemoteAddr = addr
+	req.Host = "localhost:7070" // as a local browser or curl names it
 	if authz != "" {
 		req.Header.Set("Authorization", authz)
 	}
