@@ -72,6 +72,9 @@ Usage:
                             --policy FILE); --sbom FILE writes a CycloneDX SBOM
   modgate gc --data-dir D --max-size SIZE [--dry-run]
                             remove least recently used versions until the store fits SIZE
+  modgate bundle export|import
+                            carry modules and their checksum database proofs into a network
+                            without internet access (modgate bundle help)
   modgate version           print the version
 
 Run "modgate serve" with no flags to start with local-disk storage in
@@ -103,6 +106,8 @@ func run(args []string) int {
 		err = runDoctor(args[1:])
 	case "gc":
 		err = gcCmd(args[1:], os.Stdout, os.Stderr)
+	case "bundle":
+		err = bundleCmd(args[1:], os.Stdout, os.Stderr, os.Getenv)
 	case "scan":
 		return scanCmd(args[1:], os.Stdout, os.Stderr, os.Getenv)
 	case "explain":

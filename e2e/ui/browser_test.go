@@ -173,7 +173,7 @@ func (tb *tab) waitFor(what, expr string) {
 	tb.t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for {
-		ok, err := chromedp.Run(tb.ctx, chromedp.Evaluate[bool]("!!(" + expr + ")"))
+		ok, err := chromedp.Run(tb.ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
 		if err == nil && ok {
 			return
 		}

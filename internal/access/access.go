@@ -35,6 +35,7 @@ import (
 
 	"golang.org/x/mod/module"
 
+	"github.com/modgate/modgate/internal/redact"
 	"github.com/modgate/modgate/internal/store"
 )
 
@@ -141,6 +142,7 @@ func readDoc(ctx context.Context, st store.Store, key, path string) (doc, string
 	}
 	for v, e := range raw.Versions {
 		if validEntry(path, v, e) {
+			e.Origin = redact.Text(e.Origin) // whoever wrote it
 			d.Versions[v] = e
 		}
 	}

@@ -495,3 +495,47 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// fetched answers every zip as just fetched from an origin whose name
+// carries credentials, which no origin name should.
+type fetched struct{ protocol.Modules }
+
+func (fetched) Zip(_ context.Context, _, version string) (*protocol.File, error) {
+	f := protocol.BytesFile(nil)
+	f.Version, f.Origin, f.Fetched = version, "https://user:s3cret@proxy.example/go", start
+	return f, nil
+}
+
+// TestOriginsCarryNoCredentials: an origin's name is stored and read
+// without credentials, whoever wrote the document.
+func TestOriginsCarryNoCredentials(t *testing.T) {
+	d, err := store.NewDisk(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	r := access.New(access.Config{Store: d, Now: testenv.NewClock(start).Now})
+	f, _ := r.Wrap(fetched{}).Zip(ctx, "example.com/a", "v1.0.0")
+	f.Content.Close()
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := access.Key("example.com/a")
+	rc, _, err := d.Open(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(rc)
+	rc.Close()
+	if strings.Contains(string(raw), "s3cret") || !strings.Contains(string(raw), "proxy.example") {
+		t.Errorf("stored document: %s", raw)
+	}
+
+	key, _ = access.Key("example.com/b")
+	if err := d.Put(ctx, key, strings.NewReader(`{"versions":{"v1.0.0":{"origin":"https://user:s3cret@proxy.example/go"}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if o := read(t, d, "example.com/b")["v1.0.0"].Origin; strings.Contains(o, "s3cret") || !strings.Contains(o, "proxy.example") {
+		t.Errorf("origin read: %q", o)
+	}
+}

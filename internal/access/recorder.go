@@ -12,6 +12,7 @@ import (
 
 	"github.com/modgate/modgate/internal/metrics"
 	"github.com/modgate/modgate/internal/protocol"
+	"github.com/modgate/modgate/internal/redact"
 	"github.com/modgate/modgate/internal/store"
 )
 
@@ -319,6 +320,10 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	var failed []string
 	var first error
 	for res := range results {
+		if errors.Is(res.err, store.ErrInvalidKey) {
+			// A path with no key stays so: its counts cannot be kept.
+			continue
+		}
 		if res.err != nil {
 			failed = append(failed, res.path)
 			metrics.AccessFlushErrors.Inc()
@@ -348,7 +353,11 @@ func (r *Recorder) take() map[string]map[string]Entry {
 		sh.mu.Lock()
 		for k, e := range sh.m {
 			if e.dirty {
-				d := Entry{Last: time.Unix(0, e.last).UTC(), Downloads: e.downloads, Origin: e.origin}
+				// The origin's name is credential-free already
+				// (protocol.Provenance); it is made sure of before it is
+				// stored and shown.
+				d := Entry{Last: time.Unix(0, e.last).UTC(), Downloads: e.downloads,
+					Origin: redact.Line(e.origin, maxOrigin-len("..."))}
 				if e.fetched != 0 {
 					d.Fetched = time.Unix(0, e.fetched).UTC()
 				}

@@ -289,14 +289,16 @@ func (e *exporter) prove(ctx context.Context, all, zips []module.Version, sums m
 		return nil, err
 	}
 	client := &http.Client{Transport: rec, CheckRedirect: e.opt.Client.CheckRedirect}
+	remote := sumdb.NewRemote(db, []string{strings.TrimRight(e.opt.Proxy, "/")}, client)
 	e.v = sumdb.NewVerifier(sumdb.Config{
 		DB:     db,
 		Store:  state,
-		Remote: sumdb.NewRemote(db, []string{strings.TrimRight(e.opt.Proxy, "/")}, client),
+		Remote: remote,
 		// Its failures are returned, and said once, by Export.
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	defer e.v.Close()
+	prefetchLookups(ctx, remote, all)
 
 	hasZip := make(map[module.Version]bool, len(zips))
 	for _, m := range zips {
@@ -341,6 +343,34 @@ func (e *exporter) prove(ctx context.Context, all, zips []module.Version, sums m
 		Modules: mods,
 		Proofs:  proofs,
 	}, nil
+}
+
+// prefetchLookups asks the database for the record of every version, a
+// few at a time, for the recorder to keep: the verifications, which must
+// run one after the other, then find them there, and wait only for the
+// tiles. A failure is left for the verification to meet and report.
+func prefetchLookups(ctx context.Context, remote *sumdb.Remote, all []module.Version) {
+	work := make(chan module.Version)
+	var wg sync.WaitGroup
+	for range fetchWorkers {
+		wg.Go(func() {
+			for m := range work {
+				ep, err1 := module.EscapePath(m.Path)
+				ev, err2 := module.EscapeVersion(m.Version)
+				if err1 == nil && err2 == nil {
+					remote.Get(ctx, "/lookup/"+ep+"@"+ev)
+				}
+			}
+		})
+	}
+	for _, m := range all {
+		select {
+		case work <- m:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
 }
 
 // recordedZipHash returns the zip hash of m in its verified record.

@@ -1,9 +1,6 @@
 package bundle
 
 import (
-	"fmt"
-	"os"
-	"time"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -20,12 +17,7 @@ func FuzzImport(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		st := newStore(t)
-		start := time.Now()
-		_, err := importInto(t, st, fx.sdb, b)
-		if d := time.Since(start); d > time.Second {
-			os.WriteFile(fmt.Sprintf("/tmp/slowfuzz-%d", len(b)), b, 0o644)
-		}
-		if err != nil {
+		if _, err := importInto(t, st, fx.sdb, b); err != nil {
 			if files := storedFiles(t, st); len(files) != 0 {
 				t.Errorf("refused (%v), but stored %q", err, files)
 			}

@@ -349,3 +349,7 @@ func (o *httpClientOps) ReadCache(string) ([]byte, error) { return nil, os.ErrNo
 func (o *httpClientOps) WriteCache(string, []byte)        {}
 func (o *httpClientOps) Log(string)                       {}
 func (o *httpClientOps) SecurityError(msg string)         { o.t.Logf("security error: %s", msg) }
+
+func modVersion(path, version string) module.Version {
+	return module.Version{Path: path, Version: version}
+}

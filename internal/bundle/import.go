@@ -150,22 +150,9 @@ func importError(format string, args ...any) error {
 // check is the first pass: every entry, in order, against the manifest.
 func (im *importer) check(ctx context.Context, r io.Reader) error {
 	tr := tar.NewReader(r)
-	hdr, err := tr.Next()
-	if err != nil {
-		return importError("not a bundle, or damaged: %v", tarError(err))
-	}
-	if hdr.Name != ManifestName || hdr.Typeflag != tar.TypeReg {
-		return importError("not a bundle: its first entry is %q, not %s", hdr.Name, ManifestName)
-	}
-	if hdr.Size > maxManifestSize {
-		return importError("bundle manifest is %d bytes, the limit is %d", hdr.Size, maxManifestSize)
-	}
-	data, err := io.ReadAll(tr)
-	if err != nil {
-		return importError("bundle is truncated or damaged: reading %s: %v", ManifestName, tarError(err))
-	}
-	if im.man, err = parseManifest(data); err != nil {
-		return importError("bundle %v", err)
+	var err error
+	if im.man, err = readManifest(tr); err != nil {
+		return err
 	}
 	if err := im.checkDB(); err != nil {
 		return err
@@ -218,6 +205,34 @@ func (im *importer) check(ctx context.Context, r io.Reader) error {
 	return nil
 }
 
+// ReadManifest reads the manifest at the start of the bundle r, checked
+// as Import checks it (the files and proofs are not read).
+func ReadManifest(r io.Reader) (*Manifest, error) {
+	return readManifest(tar.NewReader(r))
+}
+
+func readManifest(tr *tar.Reader) (*Manifest, error) {
+	hdr, err := tr.Next()
+	if err != nil {
+		return nil, importError("not a bundle, or damaged: %v", tarError(err))
+	}
+	if hdr.Name != ManifestName || hdr.Typeflag != tar.TypeReg {
+		return nil, importError("not a bundle: its first entry is %q, not %s", hdr.Name, ManifestName)
+	}
+	if hdr.Size > maxManifestSize {
+		return nil, importError("bundle manifest is %d bytes, the limit is %d", hdr.Size, maxManifestSize)
+	}
+	data, err := io.ReadAll(tr)
+	if err != nil {
+		return nil, importError("bundle is truncated or damaged: reading %s: %v", ManifestName, tarError(err))
+	}
+	m, err := parseManifest(data)
+	if err != nil {
+		return nil, importError("bundle %v", err)
+	}
+	return m, nil
+}
+
 // checkDB refuses a bundle proved by another database than the one this
 // import trusts.
 func (im *importer) checkDB() error {
@@ -244,6 +259,13 @@ func (im *importer) checkDB() error {
 func (im *importer) expect(hdr *tar.Header) (entry, error) {
 	if hdr.Typeflag != tar.TypeReg {
 		return entry{}, importError("bundle entry %q is not a regular file (type %q): refused", hdr.Name, hdr.Typeflag)
+	}
+	for k := range hdr.PAXRecords {
+		// The tar reader expands a sparse file's holes: a small bundle
+		// could make it write a large one. Export writes none.
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return entry{}, importError("bundle entry %q is a sparse file: refused", hdr.Name)
+		}
 	}
 	if err := store.CheckKey(hdr.Name); err != nil {
 		return entry{}, importError("bundle entry %q has an unsafe or invalid name: refused", hdr.Name)
@@ -437,7 +459,10 @@ func importVerifyError(m Module, what string, err error, missing []string) error
 		return importError("SECURITY ERROR: the bundle's checksum database answers are not one history with each other or with the data dir's tree (%s); nothing was imported", cause(ve))
 	}
 	if len(missing) > 0 {
-		return importError("the bundle lacks the checksum database answer %s needed to prove %s (%s); nothing was imported", missing[0], m, cause(ve))
+		// The last answer asked for and missing is the one the check
+		// stopped at (an earlier one may have been a partial tile that a
+		// complete one replaced).
+		return importError("the bundle lacks the checksum database answer %s needed to prove %s (%s); nothing was imported", missing[len(missing)-1], m, cause(ve))
 	}
 	return importError("the bundle's checksum database proof of %s does not verify (%s); nothing was imported", m, cause(ve))
 }

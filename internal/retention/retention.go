@@ -26,6 +26,7 @@ package retention
 
 import (
 	"cmp"
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -96,8 +97,14 @@ func (e Eviction) Fits() bool { return e.After() <= e.MaxSize }
 // used first, the versions to remove so that the total is at most maxSize,
 // leaving out those written or accessed within RecentGuard of now. Files
 // under "mod/" that are not module files are ignored (nothing else writes
-// there). The usage records are read only when the store is over the
-// limit, one per module. ctx bounds the listing and the reads.
+// there). ctx bounds the listing and the reads.
+//
+// Usage records are read only when the store is over the limit, and only
+// those of the modules whose versions come up as candidates: a record can
+// only make a version more recent than its files say, so the versions are
+// taken in the order of their files' times, and one whose module's record
+// makes it more recent goes back in line. A store slightly over its limit
+// costs a few reads, not one per module (a request each on S3).
 func Plan(ctx context.Context, st store.Store, maxSize int64, now time.Time, opts Options) (Eviction, error) {
 	if maxSize < 0 {
 		return Eviction{}, fmt.Errorf("retention: negative size limit %d", maxSize)
@@ -107,58 +114,54 @@ func Plan(ctx context.Context, st store.Store, maxSize int64, now time.Time, opt
 		return Eviction{}, err
 	}
 	e := Eviction{MaxSize: maxSize, Now: now, Versions: len(versions), opts: opts}
-	for _, v := range versions {
+	byModule := map[string][]int{}
+	q := &queue{versions: versions}
+	for i, v := range versions {
 		e.Total += v.Size
+		byModule[v.Path] = append(byModule[v.Path], i)
+		q.items = append(q.items, candidate{v.LastAccess, i})
 	}
-	if e.Total <= maxSize {
-		return e, nil
-	}
-	if err := addRecords(ctx, st, versions, now); err != nil {
-		return Eviction{}, err
-	}
-	// Least recently used first; ties (same second, noatime) by the oldest
-	// write, then by name so that the plan is deterministic.
-	slices.SortFunc(versions, func(a, b Version) int {
-		return cmp.Or(a.LastAccess.Compare(b.LastAccess), a.Written.Compare(b.Written),
-			cmp.Compare(a.Path, b.Path), cmp.Compare(a.Version, b.Version))
-	})
-	over := e.Total - maxSize
-	for _, v := range versions {
-		if over <= 0 {
-			break
+	heap.Init(q)
+	read := map[string]bool{} // modules whose record was read
+	for over := e.Total - maxSize; over > 0 && q.Len() > 0; {
+		c := heap.Pop(q).(candidate)
+		v := &versions[c.i]
+		if !read[v.Path] {
+			read[v.Path] = true
+			if err := addRecord(ctx, st, versions, byModule[v.Path], now); err != nil {
+				return Eviction{}, err
+			}
+		}
+		if v.LastAccess.After(c.last) {
+			heap.Push(q, candidate{v.LastAccess, c.i}) // more recent than it looked
+			continue
 		}
 		if now.Sub(v.LastAccess) < RecentGuard || (opts.Recent != nil && opts.Recent(v.Path, v.Version)) {
 			e.Recent++
 			continue
 		}
-		e.Remove = append(e.Remove, v)
+		e.Remove = append(e.Remove, *v)
 		e.Removed += v.Size
 		over -= v.Size
 	}
 	return e, nil
 }
 
-// addRecords raises the LastAccess of versions (listed in key order, so
-// one module's together) to their usage records' last access. A record
-// that is not one is ignored (the file times stand); failing to read one
-// fails the plan, which would otherwise remove versions in use.
-func addRecords(ctx context.Context, st store.Store, versions []Version, now time.Time) error {
-	var (
-		path    string
-		entries map[string]access.Entry
-	)
-	for i := range versions {
+// addRecord raises the LastAccess of the versions at indexes, all of one
+// module, to what the module's usage record says. A record that is not
+// one is ignored (the file times stand); failing to read one fails the
+// plan, which could otherwise remove versions in use.
+func addRecord(ctx context.Context, st store.Store, versions []Version, indexes []int, now time.Time) error {
+	path := versions[indexes[0]].Path
+	entries, err := access.Read(ctx, st, path)
+	if errors.Is(err, access.ErrBroken) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("retention: reading the usage record of %s: %w", path, err)
+	}
+	for _, i := range indexes {
 		v := &versions[i]
-		if v.Path != path || i == 0 {
-			path = v.Path
-			var err error
-			entries, err = access.Read(ctx, st, path)
-			if errors.Is(err, access.ErrBroken) {
-				entries = nil
-			} else if err != nil {
-				return fmt.Errorf("retention: reading the usage record of %s: %w", path, err)
-			}
-		}
 		// A time after now (another replica's clock ahead) would protect
 		// the version for as long: it is not taken.
 		if last := entries[v.Version].Last; last.After(v.LastAccess) && !last.After(now) {
@@ -166,6 +169,36 @@ func addRecords(ctx context.Context, st store.Store, versions []Version, now tim
 		}
 	}
 	return nil
+}
+
+// candidate is a version in line for removal, with the last access it had
+// when it was put in line.
+type candidate struct {
+	last time.Time
+	i    int // in queue.versions
+}
+
+// queue orders candidates least recently used first; ties (same second,
+// noatime) by the oldest write, then by name, so that the plan is
+// deterministic.
+type queue struct {
+	items    []candidate
+	versions []Version
+}
+
+func (q *queue) Len() int { return len(q.items) }
+func (q *queue) Less(i, j int) bool {
+	a, b := q.items[i], q.items[j]
+	va, vb := &q.versions[a.i], &q.versions[b.i]
+	return cmp.Or(a.last.Compare(b.last), va.Written.Compare(vb.Written),
+		cmp.Compare(va.Path, vb.Path), cmp.Compare(va.Version, vb.Version)) < 0
+}
+func (q *queue) Swap(i, j int) { q.items[i], q.items[j] = q.items[j], q.items[i] }
+func (q *queue) Push(x any)    { q.items = append(q.items, x.(candidate)) }
+func (q *queue) Pop() any {
+	c := q.items[len(q.items)-1]
+	q.items = q.items[:len(q.items)-1]
+	return c
 }
 
 // list returns every module version stored in st, with its files.

@@ -46,6 +46,19 @@ func TestEnforceRetention(t *testing.T) {
 		f.Content.Close()
 		one = f.Size
 	}
+	// The cache hashes unverified zips in the background: wait for the
+	// .ziphash files, or one written after the times are set below would
+	// make its version look just used.
+	for _, m := range mods {
+		key, _ := store.VersionKey(m.Path, m.Version, "ziphash")
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := s.Store().Stat(ctx, key); err == nil {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("%s: no .ziphash after 30s: %v", m.Path, err)
+			}
+		}
+	}
 	// a was used two hours ago, b one hour ago, c just now.
 	for name, age := range map[string]time.Duration{"a": 2 * time.Hour, "b": time.Hour} {
 		dir := filepath.Join(cfg.DataDir, "mod", "example.com", name, "@v")

@@ -17,8 +17,10 @@ import (
 //
 //	mod/<escaped path>/@v/<escaped version>.info|.mod|.zip|.ziphash
 //	meta/<escaped path>/@/list|latest
+//	meta/<escaped path>/@/access   (usage of its versions: package access)
 //	meta/<escaped path>/@/query/<sha256 of the query>  (names only: query
 //	                                                  answers are kept in memory)
+//	stats/history/<replica>.json   (a replica's chart series: package history)
 //
 // The "@" element keeps one module's documents apart from another module
 // whose path extends it ("example.com/m" and "example.com/m/list"): "@" cannot
