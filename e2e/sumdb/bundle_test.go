@@ -132,6 +132,11 @@ func TestBundleRealUpstream(t *testing.T) {
 			t.Errorf("%s@%s: the go command did not verify it with the checksum database", m.Path, m.Version)
 		}
 	}
+	// The tree head too is answered offline: the imported one.
+	stored, err := os.ReadFile(filepath.Join(dataDir, "sumdb", defaultDB, "latest"))
+	if r := get(t, p.URL+"/sumdb/"+defaultDB+"/latest"); err != nil || r.status != 200 || r.body != string(stored) {
+		t.Errorf("/sumdb/%s/latest offline: %d %q, want the imported tree %q (%v)", defaultDB, r.status, r.body, stored, err)
+	}
 	if n := metric(t, p, "modgate_http_requests_total", `{code="200",endpoint="sumdb"}`); n < 3 {
 		t.Errorf("modgate answered %v checksum database requests, want supported, lookups and tiles", n)
 	}

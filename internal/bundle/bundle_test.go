@@ -3,11 +3,13 @@ package bundle
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +29,12 @@ import (
 // lets a go command verify them with the database out of reach.
 func TestRoundTrip(t *testing.T) {
 	f := newFixture(t)
-	b, sum := f.export(t, f.options())
+	opt := f.options()
+	opt.ScratchDir = t.TempDir()
+	b, sum := f.export(t, opt)
+	if left, _ := os.ReadDir(opt.ScratchDir); len(left) != 0 {
+		t.Errorf("export left %d files in its scratch dir", len(left))
+	}
 	if sum.Modules != 4 || sum.Zips != 3 || sum.Tree != 4 || sum.Bytes != int64(len(b)) || sum.Proofs == 0 {
 		t.Errorf("export summary %+v (bundle %d bytes), want 4 modules, 3 zips, a tree of 4 records", sum, len(b))
 	}
@@ -309,6 +316,43 @@ func TestBaseTree(t *testing.T) {
 	// A bundle whose final tree is the data dir's is accepted as it is.
 	if _, err := importInto(t, st, f.sdb, b3); err != nil {
 		t.Errorf("importing the same bundle again: %v", err)
+	}
+}
+
+// TestExportCanceled: a canceled export stops, says so, and leaves no
+// scratch files.
+func TestExportCanceled(t *testing.T) {
+	f := newFixture(t)
+	// 4 versions, 3 zips: their small files, their proofs, then the zips.
+	for _, n := range []int{2, 6, 9, 10} {
+		opt := f.options()
+		opt.ScratchDir = t.TempDir()
+		ctx, cancel := context.WithCancel(context.Background())
+		opt.Progress = &cancelAt{n: n, cancel: cancel}
+		_, err := Export(ctx, &bytes.Buffer{}, opt)
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("export canceled after %d items: %v", n, err)
+		}
+		if left, _ := os.ReadDir(opt.ScratchDir); len(left) != 0 {
+			t.Errorf("export canceled after %d items left %d files in its scratch dir", n, len(left))
+		}
+	}
+}
+
+// cancelAt cancels once n items are done.
+type cancelAt struct {
+	mu     sync.Mutex
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAt) Start(int) {}
+func (c *cancelAt) Add(int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n--
+	if c.n <= 0 {
+		c.cancel()
 	}
 }
 

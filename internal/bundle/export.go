@@ -316,6 +316,9 @@ func (e *exporter) prove(ctx context.Context, all, zips []module.Version, sums m
 			return nil, err
 		}
 		if err := e.v.Verify(ctx, m.Path, m.Version, true, m.Mod); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			return nil, exportVerifyError(*m, "go.mod", e.files.String(), err)
 		}
 		if err := checkGoSum(sums, *m, true, m.Mod, db.Name); err != nil {
@@ -417,6 +420,9 @@ func (e *exporter) write(ctx context.Context, tw *tar.Writer, man *Manifest, sum
 	zips := newZipFetcher(ctx, e, man.Modules)
 	defer zips.stop()
 	for _, m := range man.Modules {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		for _, ext := range []string{"info", "mod"} {
 			data, _, err := e.spool.get(ext + ":" + m.String())
 			if err != nil {
@@ -484,7 +490,9 @@ func (z *fetchedZip) discard() {
 		z.f.Close()
 		os.Remove(z.f.Name())
 	}
-	<-z.slots
+	if z.slots != nil {
+		<-z.slots
+	}
 }
 
 func newZipFetcher(ctx context.Context, e *exporter, mods []Module) *zipFetcher {
@@ -522,8 +530,8 @@ func newZipFetcher(ctx context.Context, e *exporter, mods []Module) *zipFetcher 
 // next returns the next zip in bundle order, once fetched and checked.
 func (zf *zipFetcher) next() *fetchedZip {
 	z, ok := <-zf.results
-	if !ok {
-		return &fetchedZip{err: context.Canceled, slots: make(chan struct{}, 1)}
+	if !ok { // stopped: the export was canceled
+		return &fetchedZip{err: context.Canceled}
 	}
 	<-z.ready
 	return z

@@ -149,9 +149,16 @@ func newStore(t testing.TB) *store.Disk {
 	return d
 }
 
+// importInto imports b into st, and checks that the import left nothing
+// in its scratch dir, whatever the outcome.
 func importInto(t testing.TB, st store.Store, db sumdb.DB, b []byte) (*ImportSummary, error) {
 	t.Helper()
-	return Import(context.Background(), bytes.NewReader(b), int64(len(b)), ImportOptions{DB: db, Store: st, ScratchDir: t.TempDir()})
+	scratch := t.TempDir()
+	sum, err := Import(context.Background(), bytes.NewReader(b), int64(len(b)), ImportOptions{DB: db, Store: st, ScratchDir: scratch})
+	if left, _ := os.ReadDir(scratch); len(left) != 0 {
+		t.Errorf("import left %d files in its scratch dir", len(left))
+	}
+	return sum, err
 }
 
 // storedFiles lists every file under a data dir, staging included, as

@@ -183,7 +183,7 @@ func (im *importer) check(ctx context.Context, r io.Reader) error {
 		if err != nil {
 			return err
 		}
-		if err := im.checkEntry(ctx, tr, hdr, e); err != nil {
+		if err := im.checkEntry(tr, hdr, e); err != nil {
 			return err
 		}
 		e.seen = true
@@ -283,9 +283,9 @@ func (im *importer) expect(hdr *tar.Header) (entry, error) {
 }
 
 // checkEntry reads and checks one entry's content.
-func (im *importer) checkEntry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, e entry) error {
+func (im *importer) checkEntry(tr *tar.Reader, hdr *tar.Header, e entry) error {
 	if e.ext == "zip" {
-		return im.checkZip(ctx, tr, hdr, e.mod)
+		return im.checkZip(tr, hdr, e.mod)
 	}
 	data, err := io.ReadAll(tr)
 	if err != nil {
@@ -317,7 +317,7 @@ func (im *importer) checkEntry(ctx context.Context, tr *tar.Reader, hdr *tar.Hea
 
 // checkZip copies a zip entry to a scratch file and checks it as the
 // cache checks a fetched zip; its hash must be the manifest's.
-func (im *importer) checkZip(ctx context.Context, tr *tar.Reader, hdr *tar.Header, m Module) error {
+func (im *importer) checkZip(tr *tar.Reader, hdr *tar.Header, m Module) error {
 	f, err := im.zipTemp()
 	if err != nil {
 		return err
@@ -432,6 +432,9 @@ func (im *importer) prove(ctx context.Context) error {
 				h1, what = m.Zip, "zip"
 			}
 			if err := v.Verify(ctx, m.Path, m.Version, gomod, h1); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 				return importVerifyError(m, what, err, rp.missing())
 			}
 		}

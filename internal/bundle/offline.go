@@ -46,6 +46,9 @@ func (im *importer) checkOffline(ctx context.Context) error {
 				vers, want = m.Version, m.Zip
 			}
 			lines, err := c.Lookup(m.Path, vers)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			if err != nil {
 				return importError("the bundle's proofs would not let a go command verify %s offline (%s); nothing was imported", m, redact.Line(err.Error(), 300))
 			}
