@@ -184,7 +184,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Server, er
 	}
 
 	// Usage is recorded inside the gate: what it refuses is no use.
-	s.usage = newUsage(ctx, s.store, o.log, o.now)
+	s.usage = newUsage(ctx, s.store, cfg.Listen, o.log, o.now)
 	s.modules = s.usage.wrap(s.modules)
 
 	// The gate is outermost: what it refuses, the audit log records.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
@@ -23,14 +24,10 @@ type usageParts struct {
 }
 
 // newUsage builds the recorder and the history over st; the history
-// reads back this replica's saved series (ctx bounds that). now is the
-// server's clock, nil for time.Now.
-func newUsage(ctx context.Context, st store.Store, log *slog.Logger, now func() time.Time) *usageParts {
-	// The host name identifies a replica's series across its restarts
-	// (stable for a StatefulSet's pods and VMs); os.Hostname fails only
-	// on broken systems, and ReplicaName gives a name then.
-	host, _ := os.Hostname()
-	h := history.New(ctx, history.Config{Gatherer: metrics.Registry, Store: st, Replica: host, Now: now, Logger: log})
+// reads back this replica's saved series (ctx bounds that). listen is the
+// server's listen address; now is its clock, nil for time.Now.
+func newUsage(ctx context.Context, st store.Store, listen string, log *slog.Logger, now func() time.Time) *usageParts {
+	h := history.New(ctx, history.Config{Gatherer: metrics.Registry, Store: st, Replica: replicaName(listen), Now: now, Logger: log})
 	r := access.New(access.Config{Store: st, Logger: log, Now: now, Downloaded: h.Download})
 	return &usageParts{recorder: r, history: h}
 }
@@ -63,4 +60,18 @@ func (u *usageParts) start(ctx context.Context) <-chan struct{} {
 func (u *usageParts) close() {
 	u.recorder.Close()
 	u.history.Close()
+}
+
+// replicaName identifies this process's series across its restarts: the
+// host name (stable for VMs and a StatefulSet's pods; a Deployment's new
+// pod starts a new series, and the old one's stays in the sums until it
+// ages out), with the listen port, so that two modgates on one host
+// sharing a store keep apart. os.Hostname fails only on broken systems,
+// and history.ReplicaName gives a name then.
+func replicaName(listen string) string {
+	host, _ := os.Hostname()
+	if _, port, err := net.SplitHostPort(listen); err == nil && port != "" && port != "0" {
+		host += "-" + port
+	}
+	return host
 }
