@@ -224,11 +224,11 @@ func (tb *tab) screenshot(what string) {
 	}
 }
 
-// artifactsDir is $MODGATE_TEST_ARTIFACTS/ui, or test-output/ui in the
+// artifactsDir is $TEST_ARTIFACTS_DIR/ui, or test-output/ui in the
 // checkout.
 func artifactsDir(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv("MODGATE_TEST_ARTIFACTS")
+	base := os.Getenv("TEST_ARTIFACTS_DIR")
 	if base == "" {
 		base = filepath.Join(testenv.RepoRoot(), "test-output")
 	}

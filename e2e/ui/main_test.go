@@ -2,7 +2,7 @@
 // over the DevTools protocol (chromedp): the real modgate binary, real
 // downloads by the real go command first, then every page at a phone's
 // and a laptop's width, with screenshots kept as test artifacts in
-// $MODGATE_TEST_ARTIFACTS/ui/ (default <repo>/test-output/ui/).
+// $TEST_ARTIFACTS_DIR/ui/ (default <repo>/test-output/ui/).
 //
 // Chromium is Debian's (.ci/run installs it): without it the tests skip,
 // and fail under CI=true.
