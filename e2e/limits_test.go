@@ -71,7 +71,13 @@ func TestMissesStoreNothing(t *testing.T) {
 			}
 		}
 	}
-	if after := walkDir(t, e.dataDir); !slices.Equal(before, after) {
+	// The usage record of the module that was served may be written
+	// meanwhile (5 s after its first use); it is the only change allowed.
+	served := filepath.Join(e.dataDir, "meta", "example.com", "m", "@", "access")
+	unused := func(entries []string) []string {
+		return slices.DeleteFunc(slices.Clone(entries), func(p string) bool { return p == served })
+	}
+	if after := walkDir(t, e.dataDir); !slices.Equal(unused(before), unused(after)) {
 		t.Errorf("requests for missing modules changed the data dir:\nbefore %d entries, after %d", len(before), len(after))
 	}
 }

@@ -204,7 +204,12 @@ func TestRandomMissesLeaveNoStoredState(t *testing.T) {
 	}
 	wg.Wait()
 
-	if after := walk(t, s.dataDir); !slices.Equal(before, after) {
+	// The usage record of the module that was served may be written
+	// meanwhile (5 s after its first use); it is the only change allowed.
+	unused := func(entries []string) []string {
+		return slices.DeleteFunc(slices.Clone(entries), func(p string) bool { return p == "meta/example.com/m/@/access" })
+	}
+	if after := walk(t, s.dataDir); !slices.Equal(unused(before), unused(after)) {
 		var added []string
 		for _, p := range after {
 			if !slices.Contains(before, p) {
