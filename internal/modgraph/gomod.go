@@ -55,7 +55,7 @@ func parseMain(data []byte) (*mainModule, error) {
 	}
 	mm := &mainModule{
 		path:    f.Module.Mod.Path,
-		pruned:  pruned(f),
+		pruned:  Pruned(f),
 		replace: map[module.Version]replacement{},
 		exclude: map[module.Version]bool{},
 	}
@@ -123,8 +123,8 @@ func parseDep(m module.Version, data []byte) (*summary, error) {
 	if err != nil {
 		return nil, versionError(m, "go.mod", errors.New(oneLine(err.Error())))
 	}
-	placeholders := dirReplaced(f)
-	s := &summary{pruned: pruned(f), require: make([]module.Version, 0, len(f.Require))}
+	placeholders := DirReplaced(f)
+	s := &summary{pruned: Pruned(f), require: make([]module.Version, 0, len(f.Require))}
 	for _, r := range f.Require {
 		if placeholders[module.Version{Path: r.Mod.Path}] || placeholders[r.Mod] {
 			continue
@@ -149,10 +149,10 @@ func checkVersion(m module.Version) error {
 	return nil
 }
 
-// pruned reports whether the go command reads f with graph pruning: its
+// Pruned reports whether the go command reads f with graph pruning: its
 // go directive names go 1.17 or later. Without one, a go.mod is read as
-// go 1.16's.
-func pruned(f *modfile.File) bool {
+// go 1.16's. A version the go command does not know yet counts as newer.
+func Pruned(f *modfile.File) bool {
 	if f.Go == nil {
 		return false
 	}
@@ -165,10 +165,10 @@ func pruned(f *modfile.File) bool {
 	return major > 1 || minor >= prunedSince
 }
 
-// dirReplaced returns the requirements f's replace directives point to a
+// DirReplaced returns the requirements f's replace directives point to a
 // directory: the Version is "" for every version of the path. ParseLax
 // drops replace directives; the syntax tree it keeps still has them.
-func dirReplaced(f *modfile.File) map[module.Version]bool {
+func DirReplaced(f *modfile.File) map[module.Version]bool {
 	found := map[module.Version]bool{}
 	add := func(tok []string) { // old [version] => new [version]
 		arrow := slices.Index(tok, "=>")

@@ -3,12 +3,11 @@ package prefetch
 import (
 	"fmt"
 	"io"
-	"slices"
-	"strconv"
 
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
 
+	"github.com/modgate/modgate/internal/modgraph"
 	"github.com/modgate/modgate/internal/protocol"
 )
 
@@ -16,11 +15,6 @@ import (
 // ones are a few KiB (tens for the largest projects); a larger one is
 // served, but not followed.
 const maxGoModRead = 1 << 20
-
-// prunedSince is the first go version whose go.mod files the go command
-// reads with module graph pruning (gover.ExplicitIndirectVersion in
-// cmd/go/internal/gover).
-const prunedSince = 17
 
 // follow reads the go.mod f of j and returns the prefetches of the
 // requirements the go command is likely to ask for next, one level below j.
@@ -58,74 +52,17 @@ func follow(f *protocol.File, j job) ([]job, error) {
 		// the go command's lax parser refuses has nothing to follow.
 		return nil, nil
 	}
-	if j.level > 0 && pruned(mf) {
+	if j.level > 0 && modgraph.Pruned(mf) {
 		return nil, nil
 	}
-	placeholders := dirReplaced(mf)
+	placeholders := modgraph.DirReplaced(mf)
 	next := make([]job, 0, len(mf.Require))
 	for _, r := range mf.Require {
 		p, v := r.Mod.Path, r.Mod.Version
-		if placeholders[p+"@"] || placeholders[p+"@"+v] || !protocol.IsCanonical(p, v) {
+		if placeholders[module.Version{Path: p}] || placeholders[r.Mod] || !protocol.IsCanonical(p, v) {
 			continue
 		}
 		next = append(next, job{path: p, version: v, level: j.level + 1})
 	}
 	return next, nil
-}
-
-// dirReplaced returns the requirements mf's replace directives point to a
-// directory, as "path@" (every version) or "path@version". ParseLax drops
-// replace directives; the syntax tree it keeps still has them.
-func dirReplaced(mf *modfile.File) map[string]bool {
-	found := map[string]bool{}
-	add := func(tok []string) { // old [version] => new [version]
-		arrow := slices.Index(tok, "=>")
-		if (arrow != 1 && arrow != 2) || len(tok) != arrow+2 || !modfile.IsDirectoryPath(unquote(tok[arrow+1])) {
-			return // malformed, or a module replacement: new has a version
-		}
-		key := unquote(tok[0]) + "@"
-		if arrow == 2 {
-			key += module.CanonicalVersion(unquote(tok[1]))
-		}
-		found[key] = true
-	}
-	for _, stmt := range mf.Syntax.Stmt {
-		switch x := stmt.(type) {
-		case *modfile.Line:
-			if len(x.Token) > 0 && x.Token[0] == "replace" {
-				add(x.Token[1:])
-			}
-		case *modfile.LineBlock:
-			if len(x.Token) == 1 && x.Token[0] == "replace" {
-				for _, l := range x.Line {
-					add(l.Token)
-				}
-			}
-		}
-	}
-	return found
-}
-
-// unquote returns a go.mod token's text: tokens may be quoted strings.
-func unquote(tok string) string {
-	if s, err := strconv.Unquote(tok); err == nil {
-		return s
-	}
-	return tok
-}
-
-// pruned reports whether the go command reads mf with module graph
-// pruning: its go directive names go 1.17 or later. Without a go
-// directive a go.mod is read as go 1.16's.
-func pruned(mf *modfile.File) bool {
-	if mf.Go == nil {
-		return false
-	}
-	m := modfile.GoVersionRE.FindStringSubmatch(mf.Go.Version)
-	if m == nil {
-		return true // not a version the go command knows: follow nothing
-	}
-	major, _ := strconv.Atoi(m[1])
-	minor, _ := strconv.Atoi(m[2])
-	return major > 1 || minor >= prunedSince
 }
