@@ -9,6 +9,7 @@ import (
 	"golang.org/x/mod/module"
 
 	"github.com/modgate/modgate/internal/testenv"
+	"github.com/modgate/modgate/internal/testenv/sumdbtest"
 )
 
 // These tests run offline: fixture modules from a fixture upstream, and
@@ -43,14 +44,14 @@ func fixtureUpstream(t *testing.T) *testenv.Upstream {
 func TestForkDetectedAcrossRestart(t *testing.T) {
 	up := fixtureUpstream(t)
 	skey, vkey := genKey(t, fixtureDB)
-	db1 := newTestDB(t, skey, fixtureGoSum(up))
-	db2 := newTestDB(t, skey, fixtureGoSum(up))
+	db1 := sumdbtest.NewSigned(t, skey, vkey, sumdbtest.FixtureGoSum(up))
+	db2 := sumdbtest.NewSigned(t, skey, vkey, sumdbtest.FixtureGoSum(up))
 	// Database 2 saw b first: its record 0 differs from database 1's.
 	if r := get(t, db2.URL+"/lookup/example.com/b@v1.0.0"); r.status != 200 {
 		t.Fatalf("seeding database 2: %d %s", r.status, r.body)
 	}
 	dataDir := t.TempDir()
-	args := func(db *testDB) []string {
+	args := func(db *sumdbtest.DB) []string {
 		return []string{"--data-dir", dataDir, "--upstream", up.URL(), "--sumdb", vkey + " " + db.URL, "--nosumdb", "corp.example.com"}
 	}
 	latestFile := filepath.Join(dataDir, "sumdb", fixtureDB, "latest")
@@ -70,8 +71,8 @@ func TestForkDetectedAcrossRestart(t *testing.T) {
 	if r := get(t, p1.URL+"/readyz"); r.status != 200 || !strings.Contains(r.body, "verifying against checksum database "+fixtureDB) {
 		t.Errorf("readyz: %d %q", r.status, r.body)
 	}
-	if db1.count("/lookup/example.com/a@v1.0.0") != 1 {
-		t.Errorf("database 1 requests: %v", db1.requests())
+	if db1.Count("/lookup/example.com/a@v1.0.0") != 1 {
+		t.Errorf("database 1 requests: %v", db1.Requests())
 	}
 	p1.Stop(t)
 	tree1, err := os.ReadFile(latestFile)
@@ -89,8 +90,8 @@ func TestForkDetectedAcrossRestart(t *testing.T) {
 	if exists(storedFile(t, dataDir, "example.com/c", "v1.0.0", "mod")) {
 		t.Error("c's go.mod was stored although it could not be verified")
 	}
-	if db2.count("/lookup/example.com/c@v1.0.0") == 0 {
-		t.Errorf("modgate never asked database 2 about c: %v", db2.requests())
+	if db2.Count("/lookup/example.com/c@v1.0.0") == 0 {
+		t.Errorf("modgate never asked database 2 about c: %v", db2.Requests())
 	}
 	ready := get(t, p2.URL+"/readyz")
 	checkRefusal(t, "readyz after the fork", ready, 503, "security error", "misbehavior")
@@ -139,7 +140,7 @@ func TestForkDetectedAcrossRestart(t *testing.T) {
 func TestPrivateLookupsNeverLeave(t *testing.T) {
 	up := fixtureUpstream(t)
 	skey, vkey := genKey(t, fixtureDB)
-	db := newTestDB(t, skey, fixtureGoSum(up))
+	db := sumdbtest.NewSigned(t, skey, vkey, sumdbtest.FixtureGoSum(up))
 	p := start(t, "--data-dir", t.TempDir(), "--upstream", up.URL(), "--sumdb", vkey+" "+db.URL, "--nosumdb", "corp.example.com,*.corp.example.net")
 
 	for _, path := range []string{
@@ -177,11 +178,11 @@ func TestPrivateLookupsNeverLeave(t *testing.T) {
 		t.Errorf("go mod download of a private module with GONOSUMDB: %v\n%s", err, out)
 	}
 
-	if n := db.count("corp.example"); n != 0 {
-		t.Errorf("private paths reached the database: %v", db.requests())
+	if n := db.Count("corp.example"); n != 0 {
+		t.Errorf("private paths reached the database: %v", db.Requests())
 	}
-	if n := db.count("/lookup/example.com/a@v1.0.0"); n != 1 {
-		t.Errorf("database lookups of a: %d, want 1 (the go command's lookup is served from modgate's store): %v", n, db.requests())
+	if n := db.Count("/lookup/example.com/a@v1.0.0"); n != 1 {
+		t.Errorf("database lookups of a: %d, want 1 (the go command's lookup is served from modgate's store): %v", n, db.Requests())
 	}
 	if n := up.Count("/corp.example.com/secret/@v/v1.0.0.zip"); n != 1 {
 		t.Errorf("private zip fetched %d times from the upstream, want 1", n)
@@ -194,7 +195,7 @@ func TestPrivateLookupsNeverLeave(t *testing.T) {
 func TestTamperingFixtureUpstream(t *testing.T) {
 	up := fixtureUpstream(t)
 	skey, vkey := genKey(t, fixtureDB)
-	db := newTestDB(t, skey, fixtureGoSum(up))
+	db := sumdbtest.NewSigned(t, skey, vkey, sumdbtest.FixtureGoSum(up))
 	runTampering(t, tamperSetup{
 		upstream: up.URL(),
 		sumdb:    vkey + " " + db.URL,
@@ -205,7 +206,7 @@ func TestTamperingFixtureUpstream(t *testing.T) {
 		zipMod: module.Version{Path: "example.com/tz", Version: "v1.0.0"},
 		modMod: module.Version{Path: "example.com/tm", Version: "v1.0.0"},
 	})
-	if n := db.count("corp.example"); n != 0 {
-		t.Errorf("private paths reached the database: %v", db.requests())
+	if n := db.Count("corp.example"); n != 0 {
+		t.Errorf("private paths reached the database: %v", db.Requests())
 	}
 }

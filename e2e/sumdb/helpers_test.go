@@ -1,24 +1,18 @@
 package sumdbe2e
 
 import (
-	"bytes"
 	"crypto/rand"
-	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/mod/module"
-	"golang.org/x/mod/sumdb"
-	"golang.org/x/mod/sumdb/dirhash"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/modgate/modgate/internal/testenv"
@@ -153,43 +147,6 @@ func treeSize(t *testing.T, signed []byte) int64 {
 	return n
 }
 
-// testDB is an in-process checksum database over HTTP, counting requests.
-type testDB struct {
-	URL string
-	srv *httptest.Server
-
-	mu   sync.Mutex
-	reqs testenv.RequestLog
-}
-
-// close takes the database off the network: connections are refused.
-func (db *testDB) close() { db.srv.Close() }
-
-// newTestDB serves a database signed with skey whose records are the
-// go.sum lines gosum computes (os.ErrNotExist: 404).
-func newTestDB(t *testing.T, skey string, gosum func(path, vers string) ([]byte, error)) *testDB {
-	t.Helper()
-	db := &testDB{}
-	srv := sumdb.NewServer(sumdb.NewTestServer(skey, gosum))
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		db.mu.Lock()
-		db.reqs.Add(r.URL.Path)
-		db.mu.Unlock()
-		srv.ServeHTTP(w, r)
-	}))
-	t.Cleanup(hs.Close)
-	db.URL, db.srv = hs.URL, hs
-	return db
-}
-
-func (db *testDB) count(substr string) int {
-	return db.reqs.Count(substr)
-}
-
-func (db *testDB) requests() []string {
-	return db.reqs.Paths()
-}
-
 // genKey returns a signer and verifier key for a database named name.
 func genKey(t *testing.T, name string) (skey, vkey string) {
 	t.Helper()
@@ -198,32 +155,4 @@ func genKey(t *testing.T, name string) (skey, vkey string) {
 		t.Fatal(err)
 	}
 	return skey, vkey
-}
-
-// fixtureGoSum computes the go.sum lines of the fixture modules served by
-// up, exactly as the go command would: the h1 of the zip and of the
-// go.mod. Paths in private are answered "not found", like a public
-// database that never saw them.
-func fixtureGoSum(up *testenv.Upstream) func(path, vers string) ([]byte, error) {
-	return func(path, vers string) ([]byte, error) {
-		zipFile := up.FilePath(path, vers, "zip")
-		if !exists(zipFile) {
-			return nil, os.ErrNotExist
-		}
-		zh, err := dirhash.HashZip(zipFile, dirhash.Hash1)
-		if err != nil {
-			return nil, err
-		}
-		gomod, err := os.ReadFile(up.FilePath(path, vers, "mod"))
-		if err != nil {
-			return nil, err
-		}
-		mh, err := dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
-			return io.NopCloser(bytes.NewReader(gomod)), nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		return fmt.Appendf(nil, "%s %s %s\n%s %s/go.mod %s\n", path, vers, zh, path, vers, mh), nil
-	}
 }

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/mod/module"
 
 	"github.com/modgate/modgate/internal/testenv"
+	"github.com/modgate/modgate/internal/testenv/sumdbtest"
 )
 
 // TestOfflineVerificationFromStoredState: modgate stores modules it
@@ -24,8 +25,8 @@ import (
 func TestOfflineVerificationFromStoredState(t *testing.T) {
 	up := fixtureUpstream(t)
 	skey, vkey := genKey(t, fixtureDB)
-	gosum := fixtureGoSum(up)
-	db := newTestDB(t, skey, gosum)
+	gosum := sumdbtest.FixtureGoSum(up)
+	db := sumdbtest.NewSigned(t, skey, vkey, gosum)
 	dataDir := t.TempDir()
 	args := []string{"--data-dir", dataDir, "--upstream", up.URL(), "--sumdb", vkey + " " + db.URL, "--nosumdb", "corp.example.com"}
 	var mods []module.Version
@@ -50,15 +51,15 @@ func TestOfflineVerificationFromStoredState(t *testing.T) {
 		t.Errorf("verifications{result=ok} = %v, want %d", n, 2*len(mods))
 	}
 	for _, m := range mods {
-		if n := db.count("/lookup/" + m.String()); n != 1 {
-			t.Errorf("database lookups of %s: %d, want 1 (by modgate's verifier): %v", m, n, db.requests())
+		if n := db.Count("/lookup/" + m.String()); n != 1 {
+			t.Errorf("database lookups of %s: %d, want 1 (by modgate's verifier): %v", m, n, db.Requests())
 		}
 	}
 	p1.Stop(t)
 
 	// 2. The outside world goes away.
 	up.Server.Close()
-	db.close()
+	db.Close()
 	p2 := start(t, args...)
 
 	// 3. Fresh module cache and GOPATH; the go command's own verification.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/modgate/modgate/internal/testenv"
 	"github.com/modgate/modgate/internal/testenv/gitserver"
+	"github.com/modgate/modgate/internal/testenv/sumdbtest"
 )
 
 const (
@@ -142,7 +143,7 @@ func TestPrivateGitThroughModgate(t *testing.T) {
 	srv := gitserver.Start(t, gitserver.Options{User: gitUser, Password: gitPassword, Repos: []*gitserver.Repo{app}})
 	up := fixtureUpstream(t)
 	skey, vkey := genKey(t, fixtureDB)
-	db := newTestDB(t, skey, fixtureGoSum(up))
+	db := sumdbtest.NewSigned(t, skey, vkey, sumdbtest.FixtureGoSum(up))
 	p := startPrivate(t, srv, up, vkey, db.URL, writeNetrc(t, srv.Host, gitUser, gitPassword))
 
 	home := t.TempDir()
@@ -192,11 +193,11 @@ func TestPrivateGitThroughModgate(t *testing.T) {
 	if n := up.CountContaining("git.corp.test/"); n != 0 {
 		t.Errorf("the upstream was asked %d times about private paths", n)
 	}
-	if n := db.count("git.corp.test"); n != 0 {
-		t.Errorf("the checksum database was asked about private paths: %v", db.requests())
+	if n := db.Count("git.corp.test"); n != 0 {
+		t.Errorf("the checksum database was asked about private paths: %v", db.Requests())
 	}
-	if n := db.count("/lookup/example.com/a@v1.0.0"); n != 1 {
-		t.Errorf("public module lookups: %d, want 1: %v", n, db.requests())
+	if n := db.Count("/lookup/example.com/a@v1.0.0"); n != 1 {
+		t.Errorf("public module lookups: %d, want 1: %v", n, db.Requests())
 	}
 	if n := srv.Refused(); n != 0 {
 		t.Errorf("the git server refused %d requests for other hosts", n)
@@ -261,7 +262,7 @@ func TestPrivateGitFailures(t *testing.T) {
 	srv := gitserver.Start(t, gitserver.Options{User: gitUser, Password: gitPassword, Repos: []*gitserver.Repo{app}})
 	up := fixtureUpstream(t)
 	skey, vkey := genKey(t, fixtureDB)
-	db := newTestDB(t, skey, fixtureGoSum(up))
+	db := sumdbtest.NewSigned(t, skey, vkey, sumdbtest.FixtureGoSum(up))
 	const mod = "git.corp.test/team/app"
 
 	t.Run("wrong credentials", func(t *testing.T) {

@@ -43,7 +43,19 @@ func New(t testing.TB, name string, gosum GoSum) *DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := &DB{Name: name, Key: vkey}
+	return NewSigned(t, skey, vkey, gosum)
+}
+
+// NewSigned starts a database signed with the given key pair (from
+// note.GenerateKey), so that two databases can share a key: a fork of
+// one log, as a client sees it. It is stopped when the test ends.
+func NewSigned(t testing.TB, skey, vkey string, gosum GoSum) *DB {
+	t.Helper()
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := &DB{Name: v.Name(), Key: vkey}
 	h := sumdb.NewServer(sumdb.NewTestServer(skey, gosum))
 	db.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		db.reqs.Add(r.URL.Path)
