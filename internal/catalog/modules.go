@@ -108,7 +108,7 @@ func Modules(st store.Store) http.Handler {
 			}
 			return
 		}
-		writeJSON(w, r, list)
+		goproxy.WriteJSON(w, r, http.StatusOK, list)
 	})
 }
 
@@ -295,21 +295,4 @@ func readInfoTime(ctx context.Context, st store.Store, key string) (time.Time, b
 		return time.Time{}, false
 	}
 	return info.Time.UTC(), true
-}
-
-func writeJSON(w http.ResponseWriter, r *http.Request, v any) {
-	body, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		goproxy.WriteError(w, r, http.StatusInternalServerError, "encoding the answer failed")
-		return
-	}
-	body = append(body, '\n')
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	if r.Method != http.MethodHead {
-		w.Write(body)
-	}
 }

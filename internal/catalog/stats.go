@@ -108,7 +108,7 @@ func (h *statsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ans.Store = totals
-	writeJSON(w, r, ans)
+	goproxy.WriteJSON(w, r, http.StatusOK, ans)
 }
 
 // storeTotals returns the cached totals, counting again when they are

@@ -2,6 +2,7 @@ package goproxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -249,6 +250,28 @@ func WriteError(w http.ResponseWriter, r *http.Request, status int, msg string) 
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		fmt.Fprintln(w, "modgate: "+msg)
+	}
+}
+
+// WriteJSON writes v as a JSON answer with status, as the admin API and
+// the other JSON endpoints answer: indented (operators read them with
+// curl), never cached, with its length, and no body for HEAD. An answer
+// that cannot be encoded is a 500 line instead.
+func WriteJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	body, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		WriteError(w, r, http.StatusInternalServerError, "encoding the answer failed: "+err.Error())
+		return
+	}
+	body = append(body, '\n')
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		w.Write(body)
 	}
 }
 

@@ -2,7 +2,6 @@ package history
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strconv"
@@ -91,7 +90,7 @@ func (h *History) Handler() http.Handler {
 		} else {
 			s.merge(others)
 		}
-		writeJSON(w, r, s.answer(name, h.cfg.Now()))
+		goproxy.WriteJSON(w, r, http.StatusOK, s.answer(name, h.cfg.Now()))
 	})
 }
 
@@ -175,21 +174,4 @@ func stepName(d time.Duration) string {
 		return strconv.Itoa(int(d/time.Hour)) + "h"
 	}
 	return strconv.Itoa(int(d/time.Minute)) + "m"
-}
-
-func writeJSON(w http.ResponseWriter, r *http.Request, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		goproxy.WriteError(w, r, http.StatusInternalServerError, "encoding the answer failed")
-		return
-	}
-	body = append(body, '\n')
-	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Content-Length", strconv.Itoa(len(body)))
-	if r.Method != http.MethodHead {
-		w.Write(body)
-	}
 }

@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -23,8 +22,6 @@ func (r *Registry) StatusHandler() http.Handler {
 			goproxy.WriteError(w, req, http.StatusInternalServerError, "reading the job's record failed; see modgate's log")
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		json.NewEncoder(w).Encode(st)
+		goproxy.WriteJSON(w, req, http.StatusOK, st)
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/modgate/modgate/internal/goproxy"
 	"github.com/modgate/modgate/internal/protocol"
 )
 
@@ -92,9 +93,7 @@ func (e *Engine) CheckHandler(m protocol.Modules) http.Handler {
 			}
 			resp.Results = append(resp.Results, g.checkOne(r.Context(), mod.Path, mod.Version))
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		json.NewEncoder(w).Encode(resp)
+		goproxy.WriteJSON(w, r, http.StatusOK, resp)
 	})
 }
 

@@ -2,10 +2,8 @@ package policy
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -134,20 +132,7 @@ func (e *Engine) ViewHandler() http.Handler {
 			goproxy.WriteError(w, r, http.StatusInternalServerError, "cannot show the policy; see modgate's log")
 			return
 		}
-		body, err := json.Marshal(v)
-		if err != nil {
-			goproxy.WriteError(w, r, http.StatusInternalServerError, "encoding the policy view failed")
-			return
-		}
-		body = append(body, '\n')
-		h := w.Header()
-		h.Set("Content-Type", "application/json")
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Content-Length", strconv.Itoa(len(body)))
-		if r.Method != http.MethodHead {
-			w.Write(body)
-		}
+		goproxy.WriteJSON(w, r, http.StatusOK, v)
 	})
 }
 

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -55,7 +54,7 @@ func (s *Server) purgeVersion(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cache.Invalidate(path)
 	s.log.Info("admin: purged", "module", path, "version", version, "files", len(keys))
-	writeJSON(w, map[string]any{"module": path, "version": version, "files": len(keys)})
+	goproxy.WriteJSON(w, r, http.StatusOK, map[string]any{"module": path, "version": version, "files": len(keys)})
 }
 
 // refreshModule serves POST /admin/v1/refresh/<module>: its list and
@@ -82,11 +81,5 @@ func (s *Server) refreshModule(w http.ResponseWriter, r *http.Request) {
 		f.Content.Close()
 	}
 	s.log.Info("admin: refreshed", "module", path, "versions", len(versions), "latest", latest)
-	writeJSON(w, map[string]any{"module": path, "versions": versions, "latest": latest})
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(v)
+	goproxy.WriteJSON(w, r, http.StatusOK, map[string]any{"module": path, "versions": versions, "latest": latest})
 }

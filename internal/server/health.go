@@ -99,7 +99,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		goproxy.WriteError(w, r, http.StatusBadRequest, "GET /admin/v1/health takes no parameters")
 		return
 	}
-	writeJSON(w, s.health(r.Context()))
+	goproxy.WriteJSON(w, r, http.StatusOK, s.health(r.Context()))
 }
 
 func (s *Server) health(ctx context.Context) *HealthReport {

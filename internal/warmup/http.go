@@ -73,11 +73,8 @@ func (w *Warmer) serve(rw http.ResponseWriter, r *http.Request) {
 	}
 	w.cfg.Logger.Info("prefetch job started", "job", st.ID, "input", what)
 	url := "/admin/v1/jobs/" + st.ID
-	rw.Header().Set("Content-Type", "application/json")
-	rw.Header().Set("Cache-Control", "no-store")
 	rw.Header().Set("Location", url)
-	rw.WriteHeader(http.StatusAccepted)
-	json.NewEncoder(rw).Encode(map[string]string{"id": st.ID, "state": string(st.State), "url": url})
+	goproxy.WriteJSON(rw, r, http.StatusAccepted, map[string]string{"id": st.ID, "state": string(st.State), "url": url})
 }
 
 // readRequest reads and checks a prefetch request; on error, the status
