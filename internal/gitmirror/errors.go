@@ -19,6 +19,7 @@ const (
 	KindTimeout              // Config.Timeout or Config.LowSpeedTime passed
 	KindConnect              // the host could not be reached
 	KindTooLarge             // the mirror would grow past Config.MaxRepoSize
+	KindHostKey              // the ssh host's key is not in the known_hosts file
 )
 
 // Error is a failure to reach or fetch from a remote, as one line that
@@ -48,6 +49,8 @@ func (e *Error) Error() string {
 		msg = "repository too large"
 	case KindRefused:
 		msg = "remote URL refused"
+	case KindHostKey:
+		msg = "ssh host key not trusted (not in the known_hosts file, or changed)"
 	default:
 		msg = "git failed"
 	}
@@ -116,7 +119,7 @@ func classify(host, stderr, lowSpeed string) *Error {
 		"terminal prompts disabled", "returned error: 401", "returned error: 403", "permission denied (publickey"):
 		return &Error{Host: host, Kind: KindAuth}
 	case has("host key verification failed", "no matching host key", "remote host identification has changed"):
-		return &Error{Host: host, Kind: KindAuth, Detail: "ssh host key not trusted (check the known_hosts file for this host)"}
+		return &Error{Host: host, Kind: KindHostKey}
 	case has("repository not found", "' not found", "returned error: 404", "does not appear to be a git repository",
 		"no such repository", "repository does not exist", "could not be found"):
 		return &Error{Host: host, Kind: KindNotFound}

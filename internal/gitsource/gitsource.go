@@ -355,6 +355,8 @@ func advice(err error) string {
 	switch ge.Kind {
 	case gitmirror.KindAuth:
 		return "check modgate's credentials for " + host + " (--netrc, git-hosts)"
+	case gitmirror.KindHostKey:
+		return "check the known-hosts file of " + host + "'s git-hosts entry (ssh-keyscan, then verify the key out of band)"
 	case gitmirror.KindConnect:
 		return "check that modgate can reach " + host + " (network, proxy settings)"
 	case gitmirror.KindTimeout:
