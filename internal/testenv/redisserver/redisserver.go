@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -31,6 +32,20 @@ type Options struct {
 	// Cluster starts the server as a one-node Redis Cluster that owns
 	// every hash slot.
 	Cluster bool
+	// ReplicaOf, "host:port", starts the server as a replica of that
+	// master.
+	ReplicaOf string
+	// Sentinel, when set, starts a Redis Sentinel (redis-server
+	// --sentinel) that watches the master at Sentinel.Addr under
+	// Sentinel.Name, with a quorum of one and a down-after of a second,
+	// so that a test's failover takes seconds.
+	Sentinel *Watch
+}
+
+// Watch is the master a sentinel watches.
+type Watch struct {
+	Name string // the master's name, as clients ask the sentinels for it
+	Addr string // its host:port
 }
 
 // Server is a running redis-server.
@@ -115,6 +130,37 @@ func (s *Server) start(bin string) error {
 	if s.opts.Cluster {
 		args = append(args, "--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(s.dir, fmt.Sprintf("nodes-%d.conf", s.port)))
+	}
+	if s.opts.ReplicaOf != "" {
+		host, port, err := net.SplitHostPort(s.opts.ReplicaOf)
+		if err != nil {
+			return fmt.Errorf("ReplicaOf %q: %v", s.opts.ReplicaOf, err)
+		}
+		args = append(args, "--replicaof", host, port)
+	}
+	if w := s.opts.Sentinel; w != nil {
+		// A sentinel reads its configuration from a file it rewrites (it
+		// records the masters and replicas it learns of there).
+		host, port, err := net.SplitHostPort(w.Addr)
+		if err != nil {
+			return fmt.Errorf("Sentinel.Addr %q: %v", w.Addr, err)
+		}
+		conf := filepath.Join(s.dir, fmt.Sprintf("sentinel-%d.conf", s.port))
+		text := strings.Join([]string{
+			"port " + strconv.Itoa(s.port),
+			"bind 127.0.0.1",
+			"daemonize no",
+			"logfile \"\"",
+			"dir " + s.dir,
+			fmt.Sprintf("sentinel monitor %s %s %s 1", w.Name, host, port),
+			fmt.Sprintf("sentinel down-after-milliseconds %s 1000", w.Name),
+			fmt.Sprintf("sentinel failover-timeout %s 10000", w.Name),
+			"",
+		}, "\n")
+		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+			return err
+		}
+		args = []string{conf, "--sentinel"}
 	}
 	cmd := exec.Command(bin, args...)
 	log := &testenv.SyncBuffer{}
@@ -275,3 +321,7 @@ func (s *Server) claimSlots() error {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Command sends one command to the server and returns its reply's first
+// line, or a bulk string reply whole (INFO, SENTINEL ...).
+func (s *Server) Command(args ...string) (string, error) { return s.command(args...) }
