@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +32,7 @@ import (
 const (
 	maxGoMod      = 16 << 20
 	maxGoSum      = 64 << 20
-	maxListOutput = 256 << 20 // "go list -m -json" of tens of thousands of modules
+	maxListOutput = 256 << 20 // "go list -m -json" or "go mod graph" of tens of thousands of modules
 	maxStderr     = 64 << 10
 )
 
@@ -60,6 +61,11 @@ type BuildList struct {
 	// Local lists requirements replaced by a directory: their code is
 	// the user's own, not a module version any proxy or policy knows.
 	Local []string
+	// Requires maps the main module's path and the path of each module
+	// of Modules to the paths (in Modules) of the modules it requires,
+	// sorted: the edges of the module graph between the selected
+	// versions, as "go mod graph" shows them, replacements applied.
+	Requires map[string][]string
 }
 
 // Options configures Load.
@@ -90,6 +96,9 @@ func Load(ctx context.Context, dir string, opts Options) (*BuildList, error) {
 		return nil, err
 	}
 	bl := &BuildList{Main: mf.Module.Mod.Path}
+	// selected maps each module path of the graph to its version in the
+	// build list and the path it is downloaded as (its replacement's).
+	selected := map[string]module.Version{}
 	args := []string{"list", "-m", "-json"}
 	if opts.Retracted {
 		args = append(args, "-retracted")
@@ -104,7 +113,10 @@ func Load(ctx context.Context, dir string, opts Options) (*BuildList, error) {
 				bl.Local = append(bl.Local, m.Path+" => "+r.Path)
 				return nil
 			}
+			selected[m.Path] = module.Version{Path: r.Path, Version: m.Version}
 			m.Path, m.Version, m.Time = r.Path, r.Version, r.Time
+		} else {
+			selected[m.Path] = module.Version{Path: m.Path, Version: m.Version}
 		}
 		if err := module.Check(m.Path, m.Version); err != nil {
 			return fmt.Errorf("go list: %v", err)
@@ -120,7 +132,50 @@ func Load(ctx context.Context, dir string, opts Options) (*BuildList, error) {
 	if err != nil {
 		return nil, err
 	}
+	if bl.Requires, err = requirements(ctx, dir, opts.Env, bl.Main, selected); err != nil {
+		return nil, err
+	}
 	return bl, nil
+}
+
+// requirements reads "go mod graph" and keeps the edges from the main
+// module and from each selected version (selected: original path to its
+// version and the path it is listed under in the build list) to the
+// modules it requires, by their build list paths. A requirement of an
+// older version, or of a module replaced by a directory, is no edge of
+// the build.
+func requirements(ctx context.Context, dir string, env []string, main string, selected map[string]module.Version) (map[string][]string, error) {
+	edges := map[string][]string{}
+	err := runGo(ctx, dir, env, []string{"mod", "graph"}, func(out io.Reader) error {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			from, to, ok := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+			if !ok {
+				continue
+			}
+			fromPath, fromVersion, _ := strings.Cut(from, "@")
+			toPath, _, _ := strings.Cut(to, "@")
+			var key string
+			if fromVersion == "" && fromPath == main {
+				key = main
+			} else if sel, ok := selected[fromPath]; ok && sel.Version == fromVersion {
+				key = sel.Path
+			} else {
+				continue
+			}
+			req, ok := selected[toPath]
+			if !ok || slices.Contains(edges[key], req.Path) {
+				continue
+			}
+			edges[key] = append(edges[key], req.Path)
+		}
+		return sc.Err()
+	})
+	for _, reqs := range edges {
+		slices.Sort(reqs)
+	}
+	return edges, err
 }
 
 // listModule is the part of "go list -m -json" that Load reads.
@@ -134,6 +189,26 @@ type listModule struct {
 }
 
 func goList(ctx context.Context, dir string, env, args []string, each func(*listModule) error) error {
+	return runGo(ctx, dir, env, args, func(out io.Reader) error {
+		dec := json.NewDecoder(out)
+		for {
+			var m listModule
+			if err := dec.Decode(&m); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if err := each(&m); err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// runGo runs the go command in dir and hands its output, bounded, to
+// read; the error names the command and quotes what it printed on
+// stderr.
+func runGo(ctx context.Context, dir string, env, args []string, read func(io.Reader) error) error {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
 	cmd.Env = env
@@ -147,17 +222,7 @@ func goList(ctx context.Context, dir string, env, args []string, each func(*list
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("running the go command: %v", err)
 	}
-	dec := json.NewDecoder(io.LimitReader(out, maxListOutput))
-	var derr error
-	for {
-		var m listModule
-		if derr = dec.Decode(&m); derr != nil {
-			break
-		}
-		if derr = each(&m); derr != nil {
-			break
-		}
-	}
+	rerr := read(io.LimitReader(out, maxListOutput))
 	io.Copy(io.Discard, out)
 	werr := cmd.Wait()
 	if werr != nil {
@@ -167,8 +232,8 @@ func goList(ctx context.Context, dir string, env, args []string, each func(*list
 		}
 		return fmt.Errorf("go %s: %s", strings.Join(args, " "), msg)
 	}
-	if derr != io.EOF {
-		return fmt.Errorf("go %s: reading its output: %v", strings.Join(args, " "), derr)
+	if rerr != nil {
+		return fmt.Errorf("go %s: reading its output: %v", strings.Join(args, " "), rerr)
 	}
 	return nil
 }

@@ -22,7 +22,8 @@ const PropertyH1 = "modgate:go.sum:h1"
 
 // WriteSBOM writes bl as a CycloneDX JSON SBOM: the main module as the
 // metadata component, every module version as a library with its package
-// URL and, when go.sum has it, its h1: hash. The h1 is a SHA-256 (of the
+// URL and, when go.sum has it, its h1: hash, and the module graph between
+// them as dependencies. The h1 is a SHA-256 (of the
 // module's file list with each file's SHA-256, "go help module-auth"), so
 // it is given as a SHA-256 hash in hex, and as written in a property, for
 // tools that compare it with go.sum.
@@ -56,9 +57,36 @@ func WriteSBOM(w io.Writer, bl *BuildList, tool, toolVersion string, now time.Ti
 		comps = append(comps, c)
 	}
 	bom.Components = &comps
+	bom.Dependencies = dependencies(bl)
 	enc := cdx.NewBOMEncoder(w, cdx.BOMFileFormatJSON)
 	enc.SetPretty(true)
 	return enc.EncodeVersion(bom, SBOMSpec)
+}
+
+// dependencies is the module graph between the build list's versions
+// (BuildList.Requires), by bom-ref: one entry for the main module and one
+// for each component, with an empty dependsOn for a module that requires
+// nothing, as CycloneDX asks ("known to have no dependencies").
+func dependencies(bl *BuildList) *[]cdx.Dependency {
+	refs := map[string]string{bl.Main: purl(bl.Main, "")}
+	for _, m := range bl.Modules {
+		refs[m.Path] = purl(m.Path, m.Version)
+	}
+	deps := make([]cdx.Dependency, 0, len(bl.Modules)+1)
+	add := func(path string) {
+		on := []string{}
+		for _, req := range bl.Requires[path] {
+			if ref, ok := refs[req]; ok {
+				on = append(on, ref)
+			}
+		}
+		deps = append(deps, cdx.Dependency{Ref: refs[path], Dependencies: &on})
+	}
+	add(bl.Main)
+	for _, m := range bl.Modules {
+		add(m.Path)
+	}
+	return &deps
 }
 
 // purl is the package URL of a Go module version: pkg:golang/ and the

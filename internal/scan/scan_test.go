@@ -186,9 +186,13 @@ func TestSBOM(t *testing.T) {
 	}
 
 	var doc struct {
-		SpecVersion string
-		Metadata    struct{ Component struct{ Name string } }
-		Components  []struct {
+		SpecVersion  string
+		Dependencies []struct {
+			Ref       string
+			DependsOn []string
+		}
+		Metadata   struct{ Component struct{ Name string } }
+		Components []struct {
 			Type, Name, Version, Purl string
 			Hashes                    []struct{ Alg, Content string }
 			Properties                []struct{ Name, Value string }
@@ -208,6 +212,30 @@ func TestSBOM(t *testing.T) {
 		if len(c.Hashes) != 1 || c.Hashes[0].Alg != "SHA-256" || len(c.Hashes[0].Content) != 64 ||
 			len(c.Properties) != 1 || c.Properties[0].Name != scan.PropertyH1 || c.Properties[0].Value != m.Sum {
 			t.Errorf("component %s: hashes %+v, properties %+v, go.sum %s", c.Name, c.Hashes, c.Properties, m.Sum)
+		}
+	}
+
+	// The module graph between the selected versions: the main module
+	// requires its five dependencies; vuln v1.2.0 requires young, at the
+	// version the build selected; the others require nothing.
+	deps := map[string]string{}
+	for _, d := range doc.Dependencies {
+		deps[d.Ref] = strings.Join(d.DependsOn, " ")
+	}
+	want := map[string]string{
+		"pkg:golang/example.com/app":              "pkg:golang/example.com/denied@v1.0.0 pkg:golang/example.com/fine@v1.0.0 pkg:golang/example.com/retracted@v1.1.0 pkg:golang/example.com/vuln@v1.2.0 pkg:golang/example.com/young@v1.1.0",
+		"pkg:golang/example.com/vuln@v1.2.0":      "pkg:golang/example.com/young@v1.1.0",
+		"pkg:golang/example.com/fine@v1.0.0":      "",
+		"pkg:golang/example.com/young@v1.1.0":     "",
+		"pkg:golang/example.com/denied@v1.0.0":    "",
+		"pkg:golang/example.com/retracted@v1.1.0": "",
+	}
+	if len(doc.Dependencies) != len(want) {
+		t.Errorf("dependencies: %d entries, want %d: %+v", len(doc.Dependencies), len(want), doc.Dependencies)
+	}
+	for ref, on := range want {
+		if got, ok := deps[ref]; !ok || got != on {
+			t.Errorf("dependencies of %s: %q (listed %v), want %q", ref, got, ok, on)
 		}
 	}
 }

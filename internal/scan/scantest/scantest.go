@@ -52,7 +52,12 @@ func New(t *testing.T) *Fixture {
 	mods := []testenv.Module{
 		{Path: "example.com/denied", Version: "v1.0.0", Time: old, Files: src},
 		{Path: "example.com/denied", Version: "v1.1.0", Time: old, Files: src},
-		{Path: "example.com/vuln", Version: "v1.2.0", Time: old, Files: src},
+		// vuln v1.2.0 requires an older young: app's build list has an
+		// edge between two of its dependencies (scan's SBOM shows it).
+		{Path: "example.com/vuln", Version: "v1.2.0", Time: old, Files: map[string]string{
+			"x.go":   "package x\n",
+			"go.mod": "module example.com/vuln\n\ngo 1.21\n\nrequire example.com/young v1.0.0\n",
+		}},
 		{Path: "example.com/vuln", Version: "v1.2.3", Time: old, Files: src},
 		{Path: "example.com/young", Version: "v1.0.0", Time: old, Files: src},
 		{Path: "example.com/young", Version: "v1.1.0", Time: young, Files: src},
