@@ -301,6 +301,34 @@ func TestMaxModules(t *testing.T) {
 	}
 }
 
+// TestMaxModulesAcrossRoots: the bound is on the go.mod files a walk
+// fetches, whatever the number of roots sharing it: a list of modules
+// whose graphs are each under the bound is an error when together they
+// are over it.
+func TestMaxModulesAcrossRoots(t *testing.T) {
+	gomods := map[string]string{}
+	var roots []module.Version
+	for i := range 5 {
+		root := module.Version{Path: fmt.Sprintf("example.com/root%d", i), Version: "v1.0.0"}
+		var reqs []string
+		for k := range 4 {
+			p := fmt.Sprintf("example.com/dep%d-%d@v1.0.0", i, k)
+			gomods[p] = gomod(strings.Split(p, "@")[0], "1.21")
+			reqs = append(reqs, p)
+		}
+		gomods[root.Path+"@"+root.Version] = gomod(root.Path, "1.21", reqs...)
+		roots = append(roots, root)
+	}
+	r := newRepo(gomods)
+	_, err := modgraph.FromModules(context.Background(), roots, r.fetch, modgraph.Options{MaxModules: 10})
+	if err == nil || !strings.Contains(err.Error(), "more than 10") {
+		t.Errorf("err = %v, want more than 10", err)
+	}
+	if n := len(r.fetched); n > 10 {
+		t.Errorf("fetched %d go.mod files, want at most 10", n)
+	}
+}
+
 // TestWorkers: go.mod files are fetched Workers at a time, never more;
 // the test's fetcher holds the first ones until that many overlap.
 func TestWorkers(t *testing.T) {

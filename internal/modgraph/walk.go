@@ -41,6 +41,9 @@ func FromModules(ctx context.Context, roots []module.Version, fetch GoModFetcher
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if err := w.bound([]module.Version{r}); err != nil {
+			return nil, err
+		}
 		l := w.load(ctx, []module.Version{r})[r]
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -129,6 +132,22 @@ func (w *walker) load(ctx context.Context, targets []module.Version) map[module.
 	return out
 }
 
+// bound fails when loading targets would take the walker past
+// MaxModules go.mod files, counting those every earlier root loaded: the
+// bound is the walk's, not each root's.
+func (w *walker) bound(targets []module.Version) error {
+	n := len(w.loaded)
+	for _, t := range targets {
+		if _, ok := w.loaded[t]; !ok {
+			n++
+		}
+	}
+	if n > w.opt.MaxModules {
+		return fmt.Errorf("the module graph has more than %d module versions (MaxModules)", w.opt.MaxModules)
+	}
+	return nil
+}
+
 func (w *walker) fetchOne(ctx context.Context, t module.Version) loaded {
 	data, err := w.fetch(ctx, t)
 	if err != nil {
@@ -163,8 +182,8 @@ func (w *walker) graph(ctx context.Context, mm *mainModule) (*Graph, error) {
 				fetch = append(fetch, t)
 			}
 		}
-		if len(targets) > w.opt.MaxModules {
-			return nil, fmt.Errorf("the module graph has more than %d module versions (MaxModules)", w.opt.MaxModules)
+		if err := w.bound(fetch); err != nil {
+			return nil, err
 		}
 		got := w.load(ctx, fetch)
 		if err := ctx.Err(); err != nil {

@@ -27,7 +27,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"sync"
 
 	"golang.org/x/mod/module"
@@ -102,7 +104,7 @@ func (w *Warmer) run(req request) jobs.Func {
 		}
 		p.AddTotal(len(items) + len(g.Missing))
 		for _, m := range g.Missing {
-			p.Fail(m.Err)
+			w.fail(p, m.Version, m.Err)
 		}
 
 		p.SetPhase("fetching module files")
@@ -115,7 +117,7 @@ func (w *Warmer) run(req request) jobs.Func {
 					switch {
 					case err != nil:
 						if ctx.Err() == nil {
-							p.Fail(err)
+							w.fail(p, m, err)
 						}
 					case fetched:
 						p.Done()
@@ -137,6 +139,18 @@ func (w *Warmer) run(req request) jobs.Func {
 		wg.Wait()
 		return ctx.Err()
 	}
+}
+
+// fail counts m failed. An error that names files of the server (the
+// store's, a scratch file) goes to the log only: the job's status is read
+// by admin clients, who get what modgate's own answers give them, a
+// pointer to the log.
+func (w *Warmer) fail(p *jobs.Progress, m module.Version, err error) {
+	if errors.As(err, new(*fs.PathError)) || errors.As(err, new(*os.LinkError)) {
+		w.cfg.Logger.Error("prefetch: a module version could not be fetched or stored", "module", m.Path, "version", m.Version, "err", err)
+		err = fmt.Errorf("%s@%s: modgate could not fetch or store it (an error inside modgate); see modgate's log", m.Path, m.Version)
+	}
+	p.Fail(err)
 }
 
 // graph computes what the request needs. A list's "latest" that cannot
@@ -169,7 +183,7 @@ func (w *Warmer) graph(ctx context.Context, req request, p *jobs.Progress) (*mod
 				return nil, ctx.Err()
 			}
 			p.AddTotal(1)
-			p.Fail(named(m, "@latest", err))
+			w.fail(p, m, named(m, "@latest", err))
 			continue
 		}
 		f.Content.Close()

@@ -374,3 +374,30 @@ func TestBusyAndShutdown(t *testing.T) {
 		t.Errorf("after Close: POST = %d, want 503", status)
 	}
 }
+
+// TestStorageErrorNamesNoServerPath: a version modgate cannot store is an
+// item failed naming the version, but the job's status, which admin
+// clients read, does not carry the data dir's paths (they go to the log).
+func TestStorageErrorNamesNoServerPath(t *testing.T) {
+	e := newEnv(t, 0)
+	// A file where the store needs example.com/d's directory.
+	dir := filepath.Join(e.disk.Root(), "mod", "example.com")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "d"), []byte("in the way\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ct, body := form(t, "gomod", mainGoMod)
+	st := e.wait(t, e.start(t, ct, body))
+	var found bool
+	for _, msg := range st.Errors {
+		if strings.Contains(msg, e.disk.Root()) {
+			t.Errorf("job error %q names a path of the server", msg)
+		}
+		found = found || strings.HasPrefix(msg, "example.com/d@v1.0.0:") && strings.Contains(msg, "modgate's log")
+	}
+	if !found || st.Failed != 2 {
+		t.Errorf("errors = %q, want example.com/d's, pointing to the log, and the denied version's", st.Errors)
+	}
+}
