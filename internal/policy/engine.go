@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/modgate/modgate/internal/redact"
 	"github.com/modgate/modgate/internal/vulndb"
 )
 
@@ -174,7 +175,7 @@ func (e *Engine) load(first bool) (changed bool, err error) {
 	}
 	e.data, e.bad = data, nil
 	e.log.Info("policy loaded", "allow", p.allowN, "deny", len(p.denyRules), "min-age", len(p.ageRules),
-		"waive", len(p.waivers), "vulndb", p.vulndb, "dry_run", e.cfg.DryRun)
+		"waive", len(p.waivers), "vulndb", redact.URL(p.vulndb), "dry_run", e.cfg.DryRun)
 	return true, nil
 }
 

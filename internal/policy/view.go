@@ -12,6 +12,7 @@ import (
 
 	"github.com/modgate/modgate/internal/goproxy"
 	"github.com/modgate/modgate/internal/protocol"
+	"github.com/modgate/modgate/internal/redact"
 )
 
 // The policy view (GET /admin/v1/policy) shows operators the policy in
@@ -156,7 +157,7 @@ func rulesOf(data []byte) (Rules, error) {
 		Deny:           nonNil(f.Deny),
 		Allow:          make([]AllowRule, 0, len(f.Allow)),
 		MinAge:         nonNil(f.MinAge),
-		VulnDB:         f.VulnDB,
+		VulnDB:         redact.URL(f.VulnDB), // a URL may carry credentials
 		Waive:          nonNil(f.Waive),
 		BlockRetracted: f.BlockRetracted,
 	}

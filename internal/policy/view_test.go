@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/modgate/modgate/internal/policy"
@@ -81,9 +83,18 @@ block-retracted: true
 	}
 	w := httptest.NewRecorder()
 	e.engine.ViewHandler().ServeHTTP(w, httptest.NewRequest("GET", "/admin/v1/policy", nil))
-	for _, empty := range []string{`"allow":[]`, `"min_age":[]`, `"waive":[]`, `"recent":[]`} {
-		if !strings.Contains(w.Body.String(), empty) {
-			t.Errorf("answer lacks %s: %s", empty, w.Body)
+	// Empty lists are [], not null, however the answer is laid out.
+	var raw struct {
+		Rules   map[string]json.RawMessage `json:"rules"`
+		Blocked map[string]json.RawMessage `json:"blocked"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]json.RawMessage{"allow": raw.Rules["allow"], "min_age": raw.Rules["min_age"],
+		"waive": raw.Rules["waive"], "recent": raw.Blocked["recent"]} {
+		if string(got) != "[]" {
+			t.Errorf("answer's %s is %s, want []: %s", name, got, w.Body)
 		}
 	}
 }
@@ -172,5 +183,47 @@ func TestViewNoPolicy(t *testing.T) {
 	e.ViewHandler().ServeHTTP(w, httptest.NewRequest("GET", "/admin/v1/policy", nil))
 	if w.Code != 404 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") || !strings.Contains(w.Body.String(), "--policy") || strings.Count(w.Body.String(), "\n") != 1 {
 		t.Errorf("no policy: %d %q %q", w.Code, w.Header().Get("Content-Type"), w.Body)
+	}
+}
+
+// TestViewVulnDBCredentials: a vulnerability database URL may carry
+// credentials (https://user:token@host/, sent as basic auth); the view,
+// which the web UI shows, and the log line of the load name it without
+// them.
+func TestViewVulnDBCredentials(t *testing.T) {
+	e := newEnv(t, false)
+	db, err := filepath.Abs("../vulndb/testdata/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "s3cr3t-vulndb-token"
+	var authorized atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pw, ok := r.BasicAuth(); !ok || pw != secret {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		authorized.Store(true)
+		http.FileServer(http.Dir(db)).ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	src := strings.Replace(srv.URL, "http://", "http://reader:"+secret+"@", 1) + "/"
+	e.write("vulndb: " + src + "\n")
+	if err := e.engine.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if !authorized.Load() {
+		t.Fatal("the database was not read with its credentials")
+	}
+	w := httptest.NewRecorder()
+	e.engine.ViewHandler().ServeHTTP(w, httptest.NewRequest("GET", "/admin/v1/policy", nil))
+	if strings.Contains(w.Body.String(), secret) {
+		t.Errorf("the policy view shows the database's credentials:\n%s", w.Body)
+	}
+	if v := viewOf(t, e.engine.ViewHandler()); !strings.Contains(v.Rules.VulnDB, strings.TrimPrefix(srv.URL, "http://")) {
+		t.Errorf("vulndb = %q, want the database's host named", v.Rules.VulnDB)
+	}
+	if strings.Contains(e.logs.String(), secret) {
+		t.Errorf("a log line holds the database's credentials:\n%s", e.logs)
 	}
 }
