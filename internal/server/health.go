@@ -129,7 +129,10 @@ func (s *Server) storageHealth(ctx context.Context) StorageHealth {
 	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		h.Error = redact.Line(err.Error(), maxHealthError)
+		// The cause names files of this machine (or an endpoint): the log
+		// gets it, the answer says where to look, as /readyz does.
+		s.log.Error("health: storage not usable", "err", err)
+		h.Error = "storage not usable; the cause is in modgate's log (health: storage not usable)"
 		return h
 	}
 	h.OK = true
@@ -192,7 +195,8 @@ func (s *Server) gitHealth() GitHealth {
 	if _, err := exec.LookPath("git"); err != nil {
 		h.OK, h.Error = false, "the git binary is not on PATH any more"
 	} else if dir := filepath.Join(s.cfg.DataDir, "git"); !isDir(dir) { // as newGit places them
-		h.OK, h.Error = false, "the git mirrors' directory "+dir+" is missing"
+		s.log.Error("health: the git mirrors' directory is missing", "dir", dir)
+		h.OK, h.Error = false, "the git mirrors' directory (<data-dir>/git) is missing; restart modgate to make it again"
 	}
 	return h
 }

@@ -106,6 +106,11 @@ func TestHealth(t *testing.T) {
 	if rep.OK || rep.Storage.OK || rep.Storage.Error == "" || rep.Git.OK {
 		t.Errorf("without its data dir: ok %v, storage %+v, git %+v; want storage and git failing", rep.OK, rep.Storage, rep.Git)
 	}
+	// The causes name this machine's files: the log has them, the
+	// answer does not.
+	if strings.Contains(rep.Storage.Error+rep.Git.Error, cfg.DataDir) {
+		t.Errorf("the health answer names the data dir: storage %q, git %q", rep.Storage.Error, rep.Git.Error)
+	}
 }
 
 // TestHealthMinimal: with verification off and one upstream never asked,
