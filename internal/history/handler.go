@@ -124,7 +124,7 @@ func (h *History) othersSeries(ctx context.Context) (*series, error) {
 	}
 	sum := newSeries()
 	for _, f := range files {
-		s, err := load(ctx, h.cfg.Store, f.key)
+		s, err := load(ctx, h.cfg.Store, f.key, h.cfg.Now())
 		if err != nil {
 			// One broken file costs its replica's figures only.
 			h.log.Warn("history: cannot read a replica's series", "key", f.key, "err", err)

@@ -157,7 +157,7 @@ func New(ctx context.Context, cfg Config) *History {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
-	if s, err := load(ctx, cfg.Store, h.key); err != nil {
+	if s, err := load(ctx, cfg.Store, h.key, cfg.Now()); err != nil {
 		h.log.Warn("history: cannot read this replica's saved series; the charts start from now", "key", h.key, "err", err)
 	} else if s != nil {
 		h.s = s

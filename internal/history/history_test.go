@@ -377,6 +377,32 @@ func TestBrokenFiles(t *testing.T) {
 	}
 }
 
+// TestFutureRows: a replica's rows dated a day ahead (a clock far off,
+// a broken file) are left out: they would take the ring slots of the
+// present and blank the charts' current figures.
+func TestFutureRows(t *testing.T) {
+	st := newDisk(t)
+	now := time.Unix(1778061600, 0).Add(time.Hour) // on an hour
+	minute := now.Add(-time.Minute).Unix()
+	ahead := minute + 24*3600 // the same minute ring slot, a day later
+	body := fmt.Sprintf(`{"version":1,"fields":["requests"],"minutes":[[%d,5],[%d,1000]],"hours":[[%d,1000]],"top":[{"t":%d,"modules":[{"module":"example.com/future","downloads":9}]}]}`,
+		minute, ahead, now.Unix()+30*24*3600, now.Unix()+24*3600)
+	if err := st.Put(t.Context(), "stats/history/skewed.json", strings.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	h := newHistory(t, st, newCounters(), testenv.NewClock(now), "a")
+	a := ask(t, h, "range=hours")
+	if got := total(a); got.Requests != 5 {
+		t.Errorf("requests %d, want the present row's 5 (the future ones left out)", got.Requests)
+	}
+	if got := total(ask(t, h, "range=days")); got.Requests != 0 {
+		t.Errorf("days: requests %d, want 0 (the file's only hour row is a month ahead)", got.Requests)
+	}
+	if len(a.TopModules) != 0 {
+		t.Errorf("top modules %v, want none (only a future hour had any)", a.TopModules)
+	}
+}
+
 // TestSaveRemovesGoneReplicas: a replica's file not saved for 30 days is
 // removed by the next save of another.
 func TestSaveRemovesGoneReplicas(t *testing.T) {

@@ -219,7 +219,11 @@ func (s *series) encode(replica string, now time.Time) ([]byte, error) {
 // decode reads a stored form, leaving out what does not hold: rows whose
 // time is not the start of a bucket or whose figures are negative, top
 // lists of hours that are not hours, entries that are not module paths.
-func decode(data []byte) (*series, error) {
+func decode(data []byte, now time.Time) (*series, error) {
+	// A row from the future (a replica with a clock far ahead, a broken
+	// file) would take the ring slot of the present one and zero it in
+	// the charts; a step of skew is tolerated.
+	notAfter := func(step int64) int64 { return now.Unix() + step }
 	var f file
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, err
@@ -238,7 +242,7 @@ func decode(data []byte) (*series, error) {
 	s := newSeries()
 	fill := func(r *ring, rows [][]int64) {
 		for _, row := range rows {
-			if len(row) != 1+len(col) || row[0] <= 0 || row[0]%r.step != 0 {
+			if len(row) != 1+len(col) || row[0] <= 0 || row[0]%r.step != 0 || row[0] > notAfter(r.step) {
 				continue
 			}
 			var fig Figures
@@ -259,7 +263,7 @@ func decode(data []byte) (*series, error) {
 	fill(&s.minutes, f.Minutes)
 	fill(&s.hours, f.Hours)
 	for _, top := range f.Top {
-		if top.T <= 0 || top.T%3600 != 0 {
+		if top.T <= 0 || top.T%3600 != 0 || top.T > notAfter(3600) {
 			continue
 		}
 		var kept []ModuleCount
@@ -275,8 +279,9 @@ func decode(data []byte) (*series, error) {
 	return s, nil
 }
 
-// load reads the series stored under key: nil when there is none.
-func load(ctx context.Context, st store.Store, key string) (*series, error) {
+// load reads the series stored under key: nil when there is none. Rows
+// after now (and a step) are left out.
+func load(ctx context.Context, st store.Store, key string, now time.Time) (*series, error) {
 	rc, info, err := st.Open(ctx, key)
 	if errors.Is(err, store.ErrNotExist) {
 		return nil, nil
@@ -295,7 +300,7 @@ func load(ctx context.Context, st store.Store, key string) (*series, error) {
 	if len(data) > maxFileSize {
 		return nil, fmt.Errorf("%s: more than %d bytes", key, maxFileSize)
 	}
-	s, err := decode(data)
+	s, err := decode(data, now)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
