@@ -30,6 +30,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
 
 	"golang.org/x/mod/module"
@@ -113,7 +114,7 @@ func (w *Warmer) run(req request) jobs.Func {
 		for range w.cfg.Workers {
 			wg.Go(func() {
 				for m := range work {
-					fetched, err := w.fetch(ctx, m, inZips[m], g.Sums)
+					fetched, err := w.fetchSafely(ctx, m, inZips[m], g.Sums)
 					switch {
 					case err != nil:
 						if ctx.Err() == nil {
@@ -139,6 +140,20 @@ func (w *Warmer) run(req request) jobs.Func {
 		wg.Wait()
 		return ctx.Err()
 	}
+}
+
+// fetchSafely is fetch with a panic turned into the version's error: a
+// bug one module version meets must not take the server down, as the
+// job runs outside any request (whose panics the HTTP layer answers).
+func (w *Warmer) fetchSafely(ctx context.Context, m module.Version, zip bool, sums map[module.Version]string) (fetched bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			w.cfg.Logger.Error("prefetch: panic fetching a module version", "module", m.Path, "version", m.Version,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			fetched, err = false, fmt.Errorf("%s@%s: internal error in modgate; see modgate's log", m.Path, m.Version)
+		}
+	}()
+	return w.fetch(ctx, m, zip, sums)
 }
 
 // fail counts m failed. An error that names files of the server (the

@@ -19,6 +19,7 @@ import (
 
 	"github.com/modgate/modgate/internal/jobs"
 	"github.com/modgate/modgate/internal/policy"
+	"github.com/modgate/modgate/internal/protocol"
 	"github.com/modgate/modgate/internal/store"
 	"github.com/modgate/modgate/internal/testenv"
 	"github.com/modgate/modgate/internal/testenv/cachetest"
@@ -64,7 +65,11 @@ type env struct {
 	url  string
 }
 
-func newEnv(t *testing.T, maxRunning int) *env {
+func newEnv(t *testing.T, maxRunning int) *env { return newEnvWrapped(t, maxRunning, nil) }
+
+// newEnvWrapped is newEnv with wrap, if not nil, around the modules the
+// jobs fetch through.
+func newEnvWrapped(t *testing.T, maxRunning int, wrap func(protocol.Modules) protocol.Modules) *env {
 	t.Helper()
 	tree := t.TempDir()
 	testenv.BuildTree(t, tree, fixture())
@@ -81,7 +86,11 @@ func newEnv(t *testing.T, maxRunning int) *env {
 	t.Cleanup(engine.Close)
 	reg := jobs.New(jobs.Config{Store: disk, MaxRunning: maxRunning})
 	t.Cleanup(reg.Close) // before the cache's Close: cleanups run last first
-	w := warmup.New(warmup.Config{Modules: engine.Wrap(c), Jobs: reg, Workers: 4})
+	var mods protocol.Modules = engine.Wrap(c)
+	if wrap != nil {
+		mods = wrap(mods)
+	}
+	w := warmup.New(warmup.Config{Modules: mods, Jobs: reg, Workers: 4})
 	mux := http.NewServeMux()
 	mux.Handle("POST /admin/v1/prefetch", w.Handler())
 	mux.Handle("GET /admin/v1/jobs/{id}", reg.StatusHandler())
@@ -399,5 +408,35 @@ func TestStorageErrorNamesNoServerPath(t *testing.T) {
 	}
 	if !found || st.Failed != 2 {
 		t.Errorf("errors = %q, want example.com/d's, pointing to the log, and the denied version's", st.Errors)
+	}
+}
+
+// panicky panics when asked for the zip of one module: a bug that module
+// meets somewhere below the job.
+type panicky struct {
+	protocol.Modules
+	path string
+}
+
+func (p panicky) Zip(ctx context.Context, path, version string) (*protocol.File, error) {
+	if path == p.path {
+		panic("a bug met by " + path)
+	}
+	return p.Modules.Zip(ctx, path, version)
+}
+
+// TestPanicIsTheVersionsError: a panic while fetching one version fails
+// that version, with a line pointing to the log; the job and the process
+// go on.
+func TestPanicIsTheVersionsError(t *testing.T) {
+	e := newEnvWrapped(t, 0, func(m protocol.Modules) protocol.Modules { return panicky{m, "example.com/d"} })
+	ct, body := form(t, "gomod", mainGoMod)
+	st := e.wait(t, e.start(t, ct, body))
+	var found bool
+	for _, msg := range st.Errors {
+		found = found || strings.HasPrefix(msg, "example.com/d@v1.0.0:") && strings.Contains(msg, "internal error in modgate; see modgate's log")
+	}
+	if st.State != jobs.Done || !found || st.Done == 0 {
+		t.Errorf("state %s, done %d, errors %q; want done, with example.com/d's internal error among them", st.State, st.Done, st.Errors)
 	}
 }
