@@ -122,6 +122,30 @@ func TestModulesFilter(t *testing.T) {
 	}
 }
 
+// TestModulesPath: path= answers that one module, exactly (case and
+// all), never one whose path merely contains or extends it.
+func TestModulesPath(t *testing.T) {
+	e := newEnv(t)
+	h := Modules(e.disk)
+	for path, want := range map[string]string{
+		"example.com/Alpha": "example.com/Alpha",
+		"example.com/alpha": "", // another module: paths are case-sensitive
+		"example.com/beta":  "example.com/beta",
+		"example.com":       "",
+		"other.org/gamma/x": "",
+		"example.com/never": "", // in the upstream, not in the store
+	} {
+		var list ModuleList
+		get(t, h, "/admin/v1/modules?path="+url.QueryEscape(path), &list)
+		if got := strings.Join(paths(list), " "); got != want || list.Next != "" {
+			t.Errorf("path=%q: modules %q, next %q; want %q", path, got, list.Next, want)
+		}
+		if want != "" && (len(list.Modules) != 1 || len(list.Modules[0].Versions) == 0) {
+			t.Errorf("path=%q: %+v, want the module with its versions", path, list.Modules)
+		}
+	}
+}
+
 func TestModulesLimit(t *testing.T) {
 	e := newEnv(t)
 	h := Modules(e.disk)
@@ -213,6 +237,8 @@ func TestBadParameters(t *testing.T) {
 		{mods, "/admin/v1/modules?limit=-1"},
 		{mods, "/admin/v1/modules?query=alpha"},
 		{mods, "/admin/v1/modules?after=..%2Fetc"},
+		{mods, "/admin/v1/modules?path=..%2Fetc"},
+		{mods, "/admin/v1/modules?path=-bad"},
 		{mods, "/admin/v1/modules?q=" + strings.Repeat("a", store.MaxKeyLen+1)},
 		{stats, "/admin/v1/stats?q=x"},
 	} {

@@ -83,7 +83,9 @@ type Version struct {
 // Modules serves GET /admin/v1/modules?q=<substring>&limit=N&after=<path>:
 // the stored modules whose path contains q, compared case-insensitively
 // (all of them without q), at most limit of them, after the module path
-// "after" in the store's order (the previous page's "next").
+// "after" in the store's order (the previous page's "next"). With
+// path=<module path>, only that module (a page of one, or none): the walk
+// reads its keys alone, which the web UI's module page asks for.
 //
 // It walks the store's module files in key order, so one module's files
 // arrive together and the walk stops as soon as the page is full; a q that
@@ -113,7 +115,10 @@ func Modules(st store.Store) http.Handler {
 }
 
 type listParams struct {
-	q     string // lower case
+	q string // lower case
+	// path, when set, asks for that one module: the walk reads only its
+	// keys, however many modules the store holds.
+	path  string
 	limit int
 	// afterKey is the key prefix of the module the page starts after
 	// ("<escaped path>/@v/"), empty for the first page.
@@ -124,9 +129,9 @@ func parseListParams(r *http.Request) (listParams, error) {
 	query := r.URL.Query()
 	for name := range query {
 		switch name {
-		case "q", "limit", "after":
+		case "q", "limit", "after", "path":
 		default:
-			return listParams{}, errors.New("unknown parameter " + strconv.Quote(name) + "; GET /admin/v1/modules takes q, limit and after")
+			return listParams{}, errors.New("unknown parameter " + strconv.Quote(name) + "; GET /admin/v1/modules takes q, path, limit and after")
 		}
 	}
 	p := listParams{q: strings.ToLower(query.Get("q")), limit: DefaultLimit}
@@ -139,6 +144,12 @@ func parseListParams(r *http.Request) (listParams, error) {
 			return listParams{}, errors.New("limit must be a number from 1 to " + strconv.Itoa(MaxLimit))
 		}
 		p.limit = n
+	}
+	if path := query.Get("path"); path != "" {
+		if err := module.CheckPath(path); err != nil {
+			return listParams{}, errors.New("path is not a module path: " + err.Error())
+		}
+		p.path = path
 	}
 	if after := query.Get("after"); after != "" {
 		ep, err := module.EscapePath(after)
@@ -162,7 +173,15 @@ func listModules(ctx context.Context, st store.Store, p listParams) (ModuleList,
 		index  map[string]int // cur's versions: their index in cur.Versions
 	)
 	errFull := errors.New("page full")
-	err := store.ListInfo(ctx, st, "mod/", func(key string, info store.Info) error {
+	prefix := "mod/"
+	if p.path != "" {
+		vp, err := store.VersionPrefix(p.path)
+		if err != nil {
+			return list, nil // a path no key can hold: nothing stored
+		}
+		prefix = vp
+	}
+	err := store.ListInfo(ctx, st, prefix, func(key string, info store.Info) error {
 		path, version, ext, err := store.ParseVersionKey(key)
 		if err != nil {
 			return nil // not a module file
@@ -184,7 +203,7 @@ func listModules(ctx context.Context, st store.Store, p listParams) (ModuleList,
 		if modKey != curKey {
 			curKey = modKey
 			cur = nil
-			if !strings.Contains(strings.ToLower(path), p.q) {
+			if !strings.Contains(strings.ToLower(path), p.q) || p.path != "" && path != p.path {
 				return nil
 			}
 			if len(list.Modules) == p.limit {
