@@ -371,3 +371,33 @@ func TestCodeClass(t *testing.T) {
 		}
 	}
 }
+
+// TestCountInterleavedVersions: the files of one version need not be
+// next to each other in key order (v1.0.0-pre.mod is a version too); each
+// version counts once.
+func TestCountInterleavedVersions(t *testing.T) {
+	st, err := store.NewDisk(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range [][2]string{
+		{"v1.0.0-pre", "info"}, {"v1.0.0-pre", "mod"}, {"v1.0.0-pre", "zip"},
+		{"v1.0.0-pre.mod", "info"}, {"v1.0.0-pre.mod", "mod"},
+		{"v1.0.0", "info"},
+	} {
+		key, err := store.VersionKey("example.com/p", f[0], f[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Put(t.Context(), key, strings.NewReader("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tot, err := countStore(t.Context(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot.Modules != 1 || tot.Versions != 3 || tot.Bytes != 6 {
+		t.Errorf("totals %+v, want 1 module, 3 versions, 6 bytes", tot)
+	}
+}

@@ -129,24 +129,31 @@ func (h *statsHandler) storeTotals(ctx context.Context) (StoreTotals, error) {
 	return t, nil
 }
 
-// countStore walks the module files: keys of one module, and of one
-// version, are contiguous in key order, so counting changes of key prefix
-// counts modules and versions without remembering them all.
+// countStore walks the module files: the keys of one module are
+// contiguous in key order, so modules are counted by changes of key
+// prefix, and versions by a set of one module's versions at a time (the
+// keys of one version need not be contiguous: "v1.0.0-pre.mod.info", a
+// file of version v1.0.0-pre.mod, sorts between v1.0.0-pre's .mod and .zip).
 func countStore(ctx context.Context, st store.Store) (StoreTotals, error) {
 	var t StoreTotals
-	var lastModule, lastVersion string
+	var lastModule string
+	versions := map[string]bool{}
 	err := store.ListInfo(ctx, st, "mod/", func(key string, info store.Info) error {
 		if !moduleFile(key) {
 			return nil
 		}
-		modKey, file, _ := strings.Cut(strings.TrimPrefix(key, "mod/"), "/@v/")
-		versionKey := file[:strings.LastIndexByte(file, '.')]
-		if modKey != lastModule {
-			lastModule, lastVersion = modKey, ""
-			t.Modules++
+		_, version, _, err := store.ParseVersionKey(key)
+		if err != nil {
+			return nil
 		}
-		if versionKey != lastVersion {
-			lastVersion = versionKey
+		modKey, _, _ := strings.Cut(strings.TrimPrefix(key, "mod/"), "/@v/")
+		if modKey != lastModule {
+			lastModule = modKey
+			t.Modules++
+			clear(versions)
+		}
+		if !versions[version] {
+			versions[version] = true
 			t.Versions++
 		}
 		t.Bytes += info.Size
