@@ -9,6 +9,7 @@ import (
 	"golang.org/x/mod/module"
 
 	"github.com/modgate/modgate/internal/goproxy"
+	"github.com/modgate/modgate/internal/source"
 	"github.com/modgate/modgate/internal/store"
 )
 
@@ -67,7 +68,11 @@ func (s *Server) refreshModule(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cache.Invalidate(path)
 	vs, err := s.cache.List(r.Context(), path)
-	if err != nil {
+	switch {
+	case errors.Is(err, source.ErrNotFound):
+		goproxy.WriteError(w, r, http.StatusNotFound, fmt.Sprintf("refreshing %s: no source has this module (%v); check the module path", path, err))
+		return
+	case err != nil:
 		goproxy.WriteError(w, r, http.StatusBadGateway, fmt.Sprintf("refreshing %s: %v", path, err))
 		return
 	}

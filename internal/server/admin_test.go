@@ -96,4 +96,8 @@ func TestAdminPurgeAndRefresh(t *testing.T) {
 			t.Errorf("DELETE %s: %d %q, want 400", path, status, body)
 		}
 	}
+	// A module no source has: not found, not a failing upstream.
+	if status, body := do("POST", "/admin/v1/refresh/example.com/nosuch"); status != 404 || !strings.Contains(body, "example.com/nosuch") {
+		t.Errorf("refresh of a module that does not exist: %d %q, want 404 naming it", status, body)
+	}
 }
