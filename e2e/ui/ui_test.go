@@ -236,6 +236,11 @@ func TestUI(t *testing.T) {
 				if n := eval[int](tb, `document.querySelectorAll("#since-start-charts svg").length`); n != 3 {
 					t.Errorf("%s: %d charts of the counters since start, want 3", route, n)
 				}
+				// The series hold the downloads made minutes ago: the
+				// charts are live, not waiting for the minute's sample.
+				if !eval[bool](tb, `document.querySelector("#history-charts").textContent.includes("example.com/ok")`) {
+					t.Errorf("%s: the top modules chart does not show the module downloaded:\n%s", route, tb.viewText())
+				}
 				tb.fitsWidth("the stats page")
 				tb.screenshot(shot)
 			}

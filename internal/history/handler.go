@@ -59,8 +59,8 @@ type othersCache struct {
 
 // Handler serves GET /admin/v1/history?range=hours|days (hours when not
 // given): the figures of every replica's series summed, as an Answer.
-// Figures are up to a minute old (the last sample), other replicas' up to
-// SaveEvery.
+// This replica's figures are live (its last sample plus what happened
+// since), other replicas' up to SaveEvery old.
 func (h *History) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -83,7 +83,7 @@ func (h *History) Handler() http.Handler {
 			goproxy.WriteError(w, r, http.StatusBadRequest, "range must be hours or days")
 			return
 		}
-		s := h.snapshot()
+		s := h.live()
 		if others, err := h.othersSeries(r.Context()); err != nil {
 			// This replica's figures are still worth showing.
 			h.log.Warn("history: cannot read the other replicas' series", "err", err)

@@ -20,6 +20,7 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -169,7 +170,7 @@ func New(ctx context.Context, cfg Config) *History {
 		h.cur[mc.Module] = mc.Downloads
 	}
 	if fams, err := cfg.Gatherer.Gather(); err == nil || len(fams) > 0 {
-		h.deltas(fams) // the base: what the counters held before counts nothing
+		h.deltas(fams, true) // the base: what the counters held before counts nothing
 	}
 	return h
 }
@@ -215,7 +216,7 @@ func (h *History) Sample() {
 	now := h.cfg.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	f := h.deltas(fams)
+	f := h.deltas(fams, true)
 	f.add(h.pending)
 	h.pending = Figures{}
 	at := h.since.Unix()
@@ -260,9 +261,9 @@ const (
 // are charted.
 var protocolEndpoints = map[string]bool{"latest": true, "list": true, "info": true, "mod": true, "zip": true, "sumdb": true}
 
-// deltas returns what the counters of fams grew by since the last call,
-// and remembers their values.
-func (h *History) deltas(fams []*dto.MetricFamily) Figures {
+// deltas returns what the counters of fams grew by since the last call
+// that committed, and, with commit, remembers their values.
+func (h *History) deltas(fams []*dto.MetricFamily, commit bool) Figures {
 	var f Figures
 	for _, mf := range fams {
 		name := mf.GetName()
@@ -278,7 +279,9 @@ func (h *History) deltas(fams []*dto.MetricFamily) Figures {
 			if d < 0 {
 				d = v // restarted from zero since
 			}
-			h.prev[id] = v
+			if commit {
+				h.prev[id] = v
+			}
 			n := int64(d)
 			switch name {
 			case metricRequests:
@@ -379,4 +382,32 @@ func (h *History) snapshot() *series {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.s.clone()
+}
+
+// live is a copy of this replica's series with what happened since the
+// last sample added to the bucket the interval began in, as the next
+// Sample will add it: the charts show the last minute too, and a new
+// modgate's from its first request. Nothing is committed.
+func (h *History) live() *series {
+	fams, _ := h.cfg.Gatherer.Gather() // a partial failure leaves the others usable
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.s.clone()
+	f := h.deltas(fams, false)
+	f.add(h.pending)
+	at := h.since.Unix()
+	s.minutes.add(minuteOf(at), f)
+	hour := hourOf(at)
+	s.hours.add(hour, f)
+	if len(h.pendingTop) > 0 {
+		cur := map[string]int64{}
+		if hour == h.curHour {
+			maps.Copy(cur, h.cur)
+		}
+		for p, n := range h.pendingTop {
+			spaceSaving(cur, p, n)
+		}
+		s.top[hour] = topOf(cur, TopPerHour)
+	}
+	return s
 }

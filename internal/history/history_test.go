@@ -403,6 +403,39 @@ func TestFutureRows(t *testing.T) {
 	}
 }
 
+// TestLiveFigures: the answer includes what happened since the last
+// sample, counted once: a new modgate's charts show its first minute, and
+// the sample that then commits it adds nothing twice.
+func TestLiveFigures(t *testing.T) {
+	clock := testenv.NewClock(start)
+	c := newCounters()
+	h := newHistory(t, newDisk(t), c, clock, "a")
+	c.traffic(1)
+	h.Download("example.com/a")
+	clock.Advance(20 * time.Second)
+	if got := total(ask(t, h, "range=hours")); got != summed(1, 1) {
+		t.Errorf("before any sample: %+v\nwant %+v", got, summed(1, 1))
+	}
+	if got := fmt.Sprint(ask(t, h, "range=days").TopModules); got != "[{example.com/a 1}]" {
+		t.Errorf("before any sample, top modules %s", got)
+	}
+	clock.Advance(40 * time.Second)
+	h.Sample()
+	if got := total(ask(t, h, "range=hours")); got != summed(1, 1) {
+		t.Errorf("after the sample: %+v\nwant the same %+v", got, summed(1, 1))
+	}
+	c.traffic(2)
+	if got := total(ask(t, h, "range=hours")); got != summed(3, 1) {
+		t.Errorf("more since the sample: %+v\nwant %+v", got, summed(3, 1))
+	}
+}
+
+// summed is what total adds up of traffic(n) and d downloads.
+func summed(n, d int64) history.Figures {
+	w := want(n, d)
+	return history.Figures{Requests: w.Requests, Bytes: w.Bytes, Downloads: w.Downloads}
+}
+
 // TestSaveRemovesGoneReplicas: a replica's file not saved for 30 days is
 // removed by the next save of another.
 func TestSaveRemovesGoneReplicas(t *testing.T) {
