@@ -31,7 +31,7 @@ import (
 const bundleUsage = `Usage:
   modgate bundle export (--proxy URL | --data-dir DIR) [--go-mod FILE] [--go-sum FILE]
                         [--modules M@V,...] [--sumdb DB] [--base-tree FILE] -o BUNDLE
-  modgate bundle import BUNDLE --data-dir DIR [--sumdb DB]
+  modgate bundle import BUNDLE (--data-dir DIR | --config FILE) [--sumdb DB]
 
 Carries modules into a network without internet access (docs/bundles.md).
 
@@ -62,8 +62,12 @@ answer the go command's verification. A bundle that fails any check is
 refused and nothing is stored.
 
   --data-dir DIR    the modgate data dir to import into
+  --config FILE     or: the storage of modgate's configuration file (an S3
+                    bucket with storage: s3, its credentials from
+                    MODGATE_S3_ACCESS_KEY and MODGATE_S3_SECRET_KEY)
   --sumdb DB        the checksum database whose key the bundle must be
-                    proved with (as for export)
+                    proved with (as for export; with --config, default the
+                    file's sumdb)
 `
 
 func bundleCmd(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -242,6 +246,7 @@ func (offline) RoundTrip(req *http.Request) (*http.Response, error) {
 func bundleImport(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := bundleFlags("import", stderr)
 	dataDir := fs.String("data-dir", "", "modgate data `dir` to import into")
+	configFile := fs.String("config", "", "modgate configuration `file` whose storage to import into")
 	dbSpec := fs.String("sumdb", "", "checksum `database` (GOSUMDB syntax)")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -251,8 +256,27 @@ func bundleImport(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	case len(rest) != 1:
 		fs.Usage()
 		return errors.New("bundle import: name one BUNDLE file")
-	case *dataDir == "":
-		return errors.New("bundle import: --data-dir DIR is required")
+	case *dataDir == "" && *configFile == "":
+		return errors.New("bundle import: --data-dir DIR is required (or --config FILE, for the storage of modgate's configuration file, e.g. an S3 bucket)")
+	case *dataDir != "" && *configFile != "":
+		return errors.New("bundle import: give --data-dir or --config, not both")
+	}
+	var st store.Store
+	into := *dataDir
+	if *configFile != "" {
+		cfg, err := config.Load([]string{"--config", *configFile}, getenv)
+		if err != nil {
+			return fmt.Errorf("bundle import: %w", err)
+		}
+		if st, err = store.New(ctx, server.StoreConfig(cfg)); err != nil {
+			return fmt.Errorf("bundle import: the storage of %s: %w", *configFile, err)
+		}
+		into = "the storage of " + *configFile
+		if *dbSpec == "" {
+			*dbSpec = cfg.SumDB
+		}
+	} else if st, err = store.NewDisk(*dataDir); err != nil {
+		return fmt.Errorf("bundle import: --data-dir: %w", err)
 	}
 	db, err := sumdbFlag(*dbSpec, getenv)
 	if err != nil {
@@ -270,10 +294,6 @@ func bundleImport(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("bundle import: %s is not a regular file (the bundle is read twice)", rest[0])
 	}
-	st, err := store.NewDisk(*dataDir)
-	if err != nil {
-		return fmt.Errorf("bundle import: --data-dir: %w", err)
-	}
 	checking, storing := newBar(stderr, "checking"), newBar(stderr, "storing")
 	sum, err := bundle.Import(ctx, f, fi.Size(), bundle.ImportOptions{DB: db, Store: st, Checking: checking, Storing: storing})
 	checking.Done()
@@ -282,7 +302,7 @@ func bundleImport(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		return fmt.Errorf("bundle import %s: %w", rest[0], err)
 	}
 	fmt.Fprintf(stdout, "imported %s into %s: %d module versions (%d with zips): %d files stored (%s), %d already there; checksum database %s at %d records\n",
-		rest[0], *dataDir, sum.Modules, sum.Zips, sum.Stored, humanBytes(sum.Bytes), sum.Present, db.Name, sum.Tree)
+		rest[0], into, sum.Modules, sum.Zips, sum.Stored, humanBytes(sum.Bytes), sum.Present, db.Name, sum.Tree)
 	return nil
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"github.com/modgate/modgate/internal/bundle"
 	"github.com/modgate/modgate/internal/modcheck"
 	"github.com/modgate/modgate/internal/testenv"
+	"github.com/modgate/modgate/internal/testenv/s3server"
 	"github.com/modgate/modgate/internal/testenv/sumdbtest"
 )
 
@@ -215,5 +218,69 @@ func TestBundleCommandErrors(t *testing.T) {
 	base, err := readBaseTree(good)
 	if m, merr := bundle.ReadManifest(bytes.NewReader(data)); err != nil || merr != nil || string(base) != m.SumDB.Tree {
 		t.Errorf("--base-tree of a bundle: %q, %v, %v", base, err, merr)
+	}
+}
+
+// TestBundleImportIntoS3: an air-gapped installation on S3 imports with
+// --config, the same file its replicas serve with; a modgate over that
+// bucket with the upstream off then answers the module files and the
+// checksum database's lookups, and the secret key shows nowhere.
+func TestBundleImportIntoS3(t *testing.T) {
+	up, db := bundleFixture(t)
+	s3 := s3server.Start(t)
+	s3.CreateBucket(t, "airgap")
+	work := t.TempDir()
+	goModFile := filepath.Join(work, "go.mod")
+	if err := os.WriteFile(goModFile, []byte(helloApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bundleFile := filepath.Join(work, "app.bundle")
+	if stdout, stderr, err := runBundle(t, "export", "--proxy", up.URL(), "--go-mod", goModFile, "--sumdb", db.Spec(), "-o", bundleFile); err != nil {
+		t.Fatalf("export: %v\n%s%s", err, stdout, stderr)
+	}
+
+	cfgFile := filepath.Join(work, "modgate.yaml")
+	cfg := fmt.Sprintf("data-dir: %s\nstorage: s3\ns3-endpoint: %s\ns3-bucket: airgap\ns3-prefix: modgate/\ns3-path-style: true\nsumdb: %q\nupstream: \"off\"\n",
+		filepath.Join(work, "scratch"), s3.Endpoint, db.Spec())
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	creds := map[string]string{"MODGATE_S3_ACCESS_KEY": s3.AccessKey, "MODGATE_S3_SECRET_KEY": s3.SecretKey}
+	var o, e bytes.Buffer
+	if err := bundleCmd([]string{"import", bundleFile, "--config", cfgFile}, &o, &e, func(k string) string { return creds[k] }); err != nil {
+		t.Fatalf("import into S3: %v\n%s%s", err, o.String(), e.String())
+	}
+	if !strings.Contains(o.String(), "into the storage of "+cfgFile+": 2 module versions (2 with zips): 6 files stored") {
+		t.Errorf("import said %q", o.String())
+	}
+	if strings.Contains(o.String()+e.String(), s3.SecretKey) {
+		t.Errorf("the secret key was shown")
+	}
+	// Without the credentials the bucket refuses, and the error says so
+	// without a secret.
+	var o2, e2 bytes.Buffer
+	err := bundleCmd([]string{"import", bundleFile, "--config", cfgFile}, &o2, &e2, func(string) string { return "" })
+	if err == nil {
+		t.Errorf("import without S3 credentials succeeded:\n%s", o2.String())
+	}
+
+	refused := testenv.RefusedURL(t)
+	p := testenv.StartEnv(t, []string{"HTTPS_PROXY=" + refused, "HTTP_PROXY=" + refused, "NO_PROXY=",
+		"MODGATE_S3_ACCESS_KEY=" + s3.AccessKey, "MODGATE_S3_SECRET_KEY=" + s3.SecretKey},
+		"--config", cfgFile, "--sumdb", db.Spec()) // testenv turns verification off unless told
+	defer p.Stop(t)
+	for _, path := range []string{
+		"/example.com/hello/@v/v1.2.0.zip",
+		"/example.com/!world/@v/v0.3.0.mod",
+		"/sumdb/" + bundleDBName + "/lookup/example.com/hello@v1.2.0",
+	} {
+		resp, err := http.Get(p.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s from the bucket, offline: %s\n%s", path, resp.Status, p.Logs())
+		}
 	}
 }

@@ -16,10 +16,11 @@ import (
 	"github.com/modgate/modgate/internal/store"
 )
 
-// storeConfig is the storage the configuration names: the disk under
+// StoreConfig is the storage the configuration names: the disk under
 // --data-dir, or a bucket (--storage s3), for which --data-dir stays this
-// replica's scratch space and git mirrors.
-func storeConfig(cfg *config.Config) store.Config {
+// replica's scratch space and git mirrors. Offline commands (modgate
+// bundle import --config) open the same storage with it.
+func StoreConfig(cfg *config.Config) store.Config {
 	return store.Config{
 		Kind: cfg.Storage,
 		Dir:  cfg.DataDir,

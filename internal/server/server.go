@@ -99,7 +99,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Server, er
 		}
 	}()
 
-	s.store, err = store.New(ctx, storeConfig(cfg))
+	s.store, err = store.New(ctx, StoreConfig(cfg))
 	if err != nil {
 		if cfg.Storage == store.KindS3 {
 			return nil, fmt.Errorf("%s: %w", cfg.Source("storage"), err)
