@@ -25,7 +25,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -118,23 +117,14 @@ var ErrBroken = errors.New("not a usage document")
 // an error that is ErrBroken, with the ETag to replace it.
 func readDoc(ctx context.Context, st store.Store, key, path string) (doc, string, error) {
 	d := doc{Versions: map[string]Entry{}}
-	rc, info, err := st.Open(ctx, key)
-	if errors.Is(err, store.ErrNotExist) {
+	data, info, err := store.ReadAll(ctx, st, key, maxDocSize)
+	switch {
+	case errors.Is(err, store.ErrNotExist):
 		return d, store.IfAbsent, nil
-	}
-	if err != nil {
+	case errors.Is(err, store.ErrTooLarge):
+		return d, info.ETag, fmt.Errorf("%w: %w", ErrBroken, err)
+	case err != nil:
 		return d, "", err
-	}
-	defer rc.Close()
-	if info.Size > maxDocSize {
-		return d, info.ETag, fmt.Errorf("%s: %w: %d bytes, more than %d", key, ErrBroken, info.Size, maxDocSize)
-	}
-	data, err := io.ReadAll(io.LimitReader(rc, maxDocSize+1))
-	if err != nil {
-		return d, "", err
-	}
-	if len(data) > maxDocSize {
-		return d, info.ETag, fmt.Errorf("%s: %w: more than %d bytes", key, ErrBroken, maxDocSize)
 	}
 	var raw doc
 	if err := json.Unmarshal(data, &raw); err != nil {

@@ -335,7 +335,7 @@ func (e *exporter) prove(ctx context.Context, all, zips []module.Version, sums m
 	if err != nil {
 		return nil, err
 	}
-	tree, err := readKey(ctx, state, latestKey, maxProofSize)
+	tree, _, err := store.ReadAll(ctx, state, latestKey, maxProofSize)
 	if err != nil {
 		return nil, fmt.Errorf("no verified tree of checksum database %s after the checks: %v", db.Name, err)
 	}
@@ -637,22 +637,6 @@ func openTree(db sumdb.DB, msg []byte) (tlog.Tree, error) {
 		return tlog.Tree{}, fmt.Errorf("not a tree head signed by checksum database %s: %v", db.Name, err)
 	}
 	return tlog.ParseTree([]byte(n.Text))
-}
-
-func readKey(ctx context.Context, st store.Store, key string, limit int64) ([]byte, error) {
-	rc, _, err := st.Open(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", key, limit)
-	}
-	return data, nil
 }
 
 // union returns the sorted set of a's and b's versions.

@@ -439,7 +439,7 @@ func (im *importer) prove(ctx context.Context) error {
 			}
 		}
 	}
-	if im.final, err = readKey(ctx, im.state, latestKey, maxProofSize); err != nil {
+	if im.final, _, err = store.ReadAll(ctx, im.state, latestKey, maxProofSize); err != nil {
 		return fmt.Errorf("no verified checksum database tree after checking the bundle: %v", err)
 	}
 	if !bytes.Equal(im.final, tree) {
@@ -492,7 +492,7 @@ func (im *importer) commitState(ctx context.Context) error {
 		} else if !errors.Is(err, store.ErrNotExist) {
 			return err
 		}
-		data, err := readKey(ctx, im.state, key, maxProofSize)
+		data, _, err := store.ReadAll(ctx, im.state, key, maxProofSize)
 		if err != nil {
 			return err
 		}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -282,23 +281,12 @@ func decode(data []byte, now time.Time) (*series, error) {
 // load reads the series stored under key: nil when there is none. Rows
 // after now (and a step) are left out.
 func load(ctx context.Context, st store.Store, key string, now time.Time) (*series, error) {
-	rc, info, err := st.Open(ctx, key)
+	data, _, err := store.ReadAll(ctx, st, key, maxFileSize)
 	if errors.Is(err, store.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
-	}
-	defer rc.Close()
-	if info.Size > maxFileSize {
-		return nil, fmt.Errorf("%s: %d bytes, more than %d", key, info.Size, maxFileSize)
-	}
-	data, err := io.ReadAll(io.LimitReader(rc, maxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("%s: more than %d bytes", key, maxFileSize)
 	}
 	s, err := decode(data, now)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"strconv"
 	"strings"
@@ -91,17 +90,9 @@ func (s *state) read(ctx context.Context, file string) ([]byte, error) {
 
 // readVersion is read that also returns the ETag of what it read.
 func (s *state) readVersion(ctx context.Context, file string) ([]byte, string, error) {
-	rc, info, err := s.store.Open(ctx, s.key(file))
+	data, info, err := store.ReadAll(ctx, s.store, s.key(file), maxRemoteSize)
 	if err != nil {
 		return nil, "", err
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, maxRemoteSize+1))
-	if err != nil {
-		return nil, "", err
-	}
-	if len(data) > maxRemoteSize {
-		return nil, "", fmt.Errorf("stored %s is larger than %d bytes", file, maxRemoteSize)
 	}
 	return data, info.ETag, nil
 }
