@@ -371,19 +371,14 @@ func tarError(err error) error {
 func (im *importer) prove(ctx context.Context) error {
 	db := im.opt.DB
 	latestKey := "sumdb/" + db.Name + "/latest"
-	rc, info, err := im.opt.Store.Open(ctx, latestKey)
+	current, info, err := store.ReadAll(ctx, im.opt.Store, latestKey, maxProofSize)
 	switch {
 	case errors.Is(err, store.ErrNotExist):
 		im.currentETag = store.IfAbsent
 	case err != nil:
 		return fmt.Errorf("reading the data dir's checksum database tree: %w", err)
 	default:
-		im.current, err = io.ReadAll(io.LimitReader(rc, maxProofSize))
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("reading the data dir's checksum database tree: %w", err)
-		}
-		im.currentETag = info.ETag
+		im.current, im.currentETag = current, info.ETag
 	}
 	base, tree := []byte(im.man.SumDB.Base), []byte(im.man.SumDB.Tree)
 	if im.current != nil && !bytes.Equal(im.current, base) && !bytes.Equal(im.current, tree) {

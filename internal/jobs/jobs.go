@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sort"
 	"strings"
@@ -320,16 +319,13 @@ func (r *Registry) Get(ctx context.Context, id string) (Status, error) {
 
 // load reads job id's record.
 func (r *Registry) load(ctx context.Context, id string) (Status, error) {
-	rc, _, err := r.cfg.Store.Open(ctx, recordKey(id))
-	if errors.Is(err, store.ErrNotExist) {
+	data, _, err := store.ReadAll(ctx, r.cfg.Store, recordKey(id), maxRecord)
+	switch {
+	case errors.Is(err, store.ErrNotExist):
 		return Status{}, ErrNotFound
-	}
-	if err != nil {
-		return Status{}, err
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, maxRecord))
-	if err != nil {
+	case errors.Is(err, store.ErrTooLarge):
+		return Status{}, fmt.Errorf("job record %s is damaged", id)
+	case err != nil:
 		return Status{}, err
 	}
 	var st Status
