@@ -113,16 +113,11 @@ func Export(ctx context.Context, w io.Writer, opt ExportOptions) (*ExportSummary
 		}
 	}
 	files := source.NewUpstream(opt.Proxy, opt.Client)
-	scratch, err := os.MkdirTemp(opt.ScratchDir, "modgate-bundle-")
-	if err != nil {
-		return nil, fmt.Errorf("scratch space: %w", err)
-	}
-	defer os.RemoveAll(scratch)
-	sp, err := newSpool(scratch)
+	scratch, sp, done, err := scratchSpace(opt.ScratchDir)
 	if err != nil {
 		return nil, err
 	}
-	defer sp.close()
+	defer done()
 	e := &exporter{opt: opt, files: files, spool: sp, scratch: scratch}
 
 	g, err := e.graph(ctx)

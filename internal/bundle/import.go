@@ -71,16 +71,11 @@ func Import(ctx context.Context, r io.ReaderAt, size int64, opt ImportOptions) (
 	if opt.Storing == nil {
 		opt.Storing = noProgress{}
 	}
-	scratch, err := os.MkdirTemp(opt.ScratchDir, "modgate-bundle-")
-	if err != nil {
-		return nil, fmt.Errorf("scratch space: %w", err)
-	}
-	defer os.RemoveAll(scratch)
-	sp, err := newSpool(scratch)
+	scratch, sp, done, err := scratchSpace(opt.ScratchDir)
 	if err != nil {
 		return nil, err
 	}
-	defer sp.close()
+	defer done()
 	im := &importer{opt: opt, spool: sp, scratch: scratch, sums: map[string][sha256.Size]byte{}}
 
 	if err := im.check(ctx, io.NewSectionReader(r, 0, size)); err != nil {

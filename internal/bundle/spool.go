@@ -21,6 +21,24 @@ type spool struct {
 
 type span struct{ off, n int64 }
 
+// scratchSpace makes a directory for one export or import under parent
+// ("" for the system's temporary directory), with a spool in it; done
+// removes both.
+func scratchSpace(parent string) (dir string, sp *spool, done func(), err error) {
+	dir, err = os.MkdirTemp(parent, "modgate-bundle-")
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("scratch space: %w", err)
+	}
+	if sp, err = newSpool(dir); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, nil, err
+	}
+	return dir, sp, func() {
+		sp.close()
+		os.RemoveAll(dir)
+	}, nil
+}
+
 func newSpool(dir string) (*spool, error) {
 	f, err := os.CreateTemp(dir, "bundle-spool-*")
 	if err != nil {
