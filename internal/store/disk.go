@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -142,8 +143,17 @@ func (d *Disk) CleanStaging(ctx context.Context) (removed int, bytes int64, err 
 		if err := ctx.Err(); err != nil {
 			return removed, bytes, fmt.Errorf("store: clean staging dir: %w", err)
 		}
+		if e.IsDir() && strings.HasPrefix(e.Name(), stagingDirPrefix) {
+			n, size, err := removeStaleTree(filepath.Join(d.tmp, e.Name()))
+			if err != nil {
+				errs = append(errs, err)
+			}
+			removed += n
+			bytes += size
+			continue
+		}
 		if !e.Type().IsRegular() {
-			continue // the store creates only regular files there
+			continue // the store creates only these files and trees there
 		}
 		ok, size, err := removeIfUnused(filepath.Join(d.tmp, e.Name()))
 		if err != nil {
@@ -157,6 +167,30 @@ func (d *Disk) CleanStaging(ctx context.Context) (removed int, bytes int64, err 
 	}
 	if err := errors.Join(errs...); err != nil {
 		return removed, bytes, fmt.Errorf("store: clean staging dir: %w", err)
+	}
+	return removed, bytes, nil
+}
+
+// removeStaleTree removes a directory tree renameWithParents left in the
+// staging directory when its process died, with the file inside: one
+// that has not changed for staleTempAge (a live one is renamed away
+// within the same Put). It returns how many files it removed and their size.
+func removeStaleTree(tree string) (removed int, bytes int64, err error) {
+	fi, err := os.Lstat(tree)
+	if err != nil || time.Since(fi.ModTime()) < staleTempAge {
+		return 0, 0, nil
+	}
+	filepath.WalkDir(tree, func(_ string, e fs.DirEntry, err error) error {
+		if err == nil && e.Type().IsRegular() {
+			if info, err := e.Info(); err == nil {
+				removed++
+				bytes += info.Size()
+			}
+		}
+		return nil
+	})
+	if err := os.RemoveAll(tree); err != nil {
+		return 0, 0, err
 	}
 	return removed, bytes, nil
 }
@@ -492,36 +526,128 @@ func (d *Disk) commit(ctx context.Context, key, p, tmpName string) error {
 		return fmt.Errorf("store: put %q: %w", key, err)
 	}
 	dir := filepath.Dir(p)
-	var created []string
-	// Retention removes the directories it leaves empty: one may go
-	// between our mkdirAll and our rename (or a parent in the middle of
-	// the mkdirAll). Making it again is enough: a directory holding our
-	// file is not empty, so each removal is a single race we lose at
-	// most once per remover; the bound only guards against a loop.
+	// Retention removes the directories it leaves empty, at any moment:
+	// a directory made with mkdir could go before our file is renamed
+	// into it, and then again, as often as a remover is quicker. So the
+	// missing directories are built in the staging directory with the
+	// file already inside, and renamed into place in one step: a
+	// directory holding a file is never empty, so no remover takes it.
+	// Each retry means another writer or remover changed the tree under
+	// us; the bound only guards against a loop.
 	for attempt := 1; ; attempt++ {
-		c, err := d.mkdirAll(dir)
-		created = append(created, c...)
+		err := os.Rename(tmpName, p)
 		if err == nil {
-			err = os.Rename(tmpName, p)
+			if err := syncDir(dir); err != nil {
+				return fmt.Errorf("store: put %q: fsync dir: %w", key, err)
+			}
+			return nil
 		}
-		if err == nil {
-			break
-		}
-		if _, serr := os.Lstat(tmpName); attempt == 100 || !errors.Is(err, fs.ErrNotExist) || serr != nil {
+		if _, serr := os.Lstat(tmpName); !errors.Is(err, fs.ErrNotExist) || serr != nil {
 			return fmt.Errorf("store: put %q: %w", key, err)
 		}
-	}
-	// Make the rename durable, and the entries of any directories we
-	// created: each new directory is an entry in its parent.
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("store: put %q: fsync dir: %w", key, err)
-	}
-	for _, c := range created {
-		if err := syncDir(filepath.Dir(c)); err != nil {
-			return fmt.Errorf("store: put %q: fsync dir: %w", key, err)
+		placed, err := d.renameWithParents(tmpName, p)
+		if placed || err != nil {
+			if err != nil {
+				err = fmt.Errorf("store: put %q: %w", key, err)
+			}
+			return err
+		}
+		if attempt == 100 {
+			return fmt.Errorf("store: put %q: directories under %s keep changing", key, filepath.Dir(dir))
 		}
 	}
-	return nil
+}
+
+// testHookBeforePlace, when set by a test, runs just before a tree is
+// renamed into place at top: where a remover or another writer may change
+// the tree.
+var testHookBeforePlace func(top string)
+
+// stagingDirPrefix names the directory trees renameWithParents builds in
+// the staging directory.
+const stagingDirPrefix = "dir-"
+
+// renameWithParents moves the file tmpName to p when some of p's parent
+// directories are missing: it builds the missing ones in the staging
+// directory, moves the file into the innermost, makes all of it durable
+// and renames the outermost into place. It reports false, with no error,
+// when the tree changed under it (the outermost missing directory now
+// exists, or its parent is gone); the file is then back at tmpName, for
+// the caller to try again.
+func (d *Disk) renameWithParents(tmpName, p string) (placed bool, err error) {
+	dir := filepath.Dir(p)
+	top := "" // the outermost missing directory
+	for q := dir; q != d.root && len(q) > len(d.root); q = filepath.Dir(q) {
+		fi, err := os.Stat(q)
+		if err == nil {
+			if !fi.IsDir() {
+				return false, &fs.PathError{Op: "mkdir", Path: q, Err: errNotDir}
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
+		top = q
+	}
+	if top == "" {
+		return false, nil // it exists now: rename into it again
+	}
+	rel, err := filepath.Rel(top, dir)
+	if err != nil {
+		return false, err
+	}
+	tree, err := os.MkdirTemp(d.tmp, stagingDirPrefix+"*")
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		if !placed {
+			os.RemoveAll(tree) // empty directories by now
+		}
+	}()
+	if err := os.Chmod(tree, 0o755); err != nil { // MkdirTemp makes it 0o700
+		return false, err
+	}
+	inner := filepath.Join(tree, rel)
+	if err := os.MkdirAll(inner, 0o755); err != nil {
+		return false, err
+	}
+	staged := filepath.Join(inner, filepath.Base(p))
+	if err := os.Rename(tmpName, staged); err != nil {
+		return false, err
+	}
+	// The file's entry, and each new directory's entry in its parent,
+	// must be durable before the tree becomes visible.
+	for q := inner; ; q = filepath.Dir(q) {
+		if err := syncDir(q); err != nil {
+			return false, errors.Join(fmt.Errorf("fsync dir: %w", err), os.Rename(staged, tmpName))
+		}
+		if q == tree {
+			break
+		}
+	}
+	if testHookBeforePlace != nil {
+		testHookBeforePlace(top)
+	}
+	rerr := os.Rename(tree, top)
+	if rerr == nil {
+		placed = true
+		if err := syncDir(filepath.Dir(top)); err != nil {
+			return true, fmt.Errorf("fsync dir: %w", err)
+		}
+		return true, nil
+	}
+	// Not placed: give the file back to the caller.
+	if err := os.Rename(staged, tmpName); err != nil {
+		return false, err
+	}
+	// Another writer made top meanwhile (not empty: rename does not
+	// replace it), or a remover took top's parent: try again.
+	if errors.Is(rerr, fs.ErrExist) || errors.Is(rerr, syscall.ENOTEMPTY) || errors.Is(rerr, fs.ErrNotExist) {
+		return false, nil
+	}
+	return false, rerr
 }
 
 // StagingDir is the directory of the files CreateTemp creates. Files there
@@ -575,47 +701,6 @@ func (d *Disk) PutFile(ctx context.Context, key, name string) (err error) {
 		return fmt.Errorf("store: put %q: %w", key, err)
 	}
 	return d.commit(ctx, key, p, name)
-}
-
-// mkdirAll is os.MkdirAll that also returns the directories it created,
-// outermost first (their parents need an fsync for the new entries to be
-// durable). dir must be below the root.
-func (d *Disk) mkdirAll(dir string) (created []string, err error) {
-	// Fast path: the directory already exists (the common case once a
-	// module has one file cached).
-	if fi, err := os.Stat(dir); err == nil {
-		if !fi.IsDir() {
-			return nil, &fs.PathError{Op: "mkdir", Path: dir, Err: errNotDir}
-		}
-		return nil, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	var missing []string // innermost first
-	for p := dir; p != d.root && len(p) > len(d.root); p = filepath.Dir(p) {
-		if _, err := os.Stat(p); err == nil {
-			break
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		missing = append(missing, p)
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		m := missing[i]
-		err := os.Mkdir(m, 0o755)
-		if err == nil {
-			created = append(created, m)
-			continue
-		}
-		// A concurrent Put may have created it; fine if it is a directory.
-		if errors.Is(err, fs.ErrExist) {
-			if fi, serr := os.Stat(m); serr == nil && fi.IsDir() {
-				continue
-			}
-		}
-		return created, err
-	}
-	return created, nil
 }
 
 var errNotDir = errors.New("not a directory")
