@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -553,7 +552,7 @@ func (d *Disk) commit(ctx context.Context, key, p, tmpName string) error {
 			return err
 		}
 		if attempt == 100 {
-			return fmt.Errorf("store: put %q: directories under %s keep changing", key, filepath.Dir(dir))
+			return fmt.Errorf("store: put %q: its directories keep being removed or replaced", key)
 		}
 	}
 }
@@ -643,8 +642,9 @@ func (d *Disk) renameWithParents(tmpName, p string) (placed bool, err error) {
 		return false, err
 	}
 	// Another writer made top meanwhile (not empty: rename does not
-	// replace it), or a remover took top's parent: try again.
-	if errors.Is(rerr, fs.ErrExist) || errors.Is(rerr, syscall.ENOTEMPTY) || errors.Is(rerr, fs.ErrNotExist) {
+	// replace it; ENOTEMPTY counts as fs.ErrExist), or a remover took
+	// top's parent: try again.
+	if errors.Is(rerr, fs.ErrExist) || errors.Is(rerr, fs.ErrNotExist) {
 		return false, nil
 	}
 	return false, rerr
