@@ -312,7 +312,7 @@ func Apply(ctx context.Context, st store.Store, e Eviction, removed func(Version
 // parents that are left empty, up to the store's top directories ("mod").
 // A directory that is not empty, or gone, ends it: its parents are not
 // empty either, or someone else is at it. A Put that finds a directory
-// gone makes it again (store.Disk).
+// gone places it again, with its file already inside (store.Disk).
 func removeEmptyDirs(st store.Store, key string) {
 	d, ok := st.(*store.Disk)
 	if !ok {
