@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -317,6 +318,23 @@ func BenchmarkDiskPut1MiB(b *testing.B) {
 	b.SetBytes(int64(len(content)))
 	b.ReportAllocs()
 	for b.Loop() {
+		if err := d.Put(b.Context(), key, bytes.NewReader(content)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDiskPutNewModule: the first file of a module, whose
+// directories do not exist yet (the slow path of a Put: they are built
+// around the file and placed in one rename).
+func BenchmarkDiskPutNewModule(b *testing.B) {
+	d := newDisk(b, b.TempDir())
+	content := []byte("module example.com/bench\n")
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		key, _ := store.VersionKey(fmt.Sprintf("example.com/b%d", i), "v1.0.0", "mod")
+		i++
 		if err := d.Put(b.Context(), key, bytes.NewReader(content)); err != nil {
 			b.Fatal(err)
 		}
