@@ -15,14 +15,15 @@ import (
 	"github.com/modgate/modgate/internal/testenv"
 )
 
-// TestGracefulShutdown sends SIGTERM while a slow zip fetch is in flight:
+// TestGracefulShutdown sends SIGTERM while a zip fetch is in flight (the
+// upstream holds it until modgate has been seen refusing new connections):
 // that request must complete with the full zip and the process exit 0.
 func TestGracefulShutdown(t *testing.T) {
 	e := newStdEnv(t)
 	const path, version = "example.com/m/v2", "v2.0.0"
 	want := e.fixture(path, version, "zip")
-	started := make(chan struct{})
-	e.up.SetHook(slowHook(upPath(path, version, "zip"), 1500*time.Millisecond, started))
+	up := upPath(path, version, "zip")
+	release := holdUpstream(t, e, up)
 
 	type result struct {
 		r   response
@@ -33,11 +34,7 @@ func TestGracefulShutdown(t *testing.T) {
 		r, err := tryDo(http.MethodGet, e.url(vPath(path, version, "zip")))
 		done <- result{r, err}
 	}()
-	select {
-	case <-started:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the zip request never reached the upstream")
-	}
+	waitFor(t, 30*time.Second, "the zip request to reach the upstream", func() bool { return e.up.Count(up) > 0 })
 	if err := e.proc.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +47,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if e.proc.Exited() {
 		t.Fatal("modgate exited before its in-flight request completed")
 	}
+	release() // only now may the in-flight request complete
 
 	select {
 	case res := <-done:

@@ -8,28 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 )
-
-// slowHook delays the upstream's answer for urlPath by d, then lets the
-// tree answer; started is closed when the first such request arrives.
-func slowHook(urlPath string, d time.Duration, started chan struct{}) func(http.ResponseWriter, *http.Request) bool {
-	var once sync.Once
-	return func(w http.ResponseWriter, r *http.Request) bool {
-		if r.URL.Path != urlPath {
-			return false
-		}
-		if started != nil {
-			once.Do(func() { close(started) })
-		}
-		select {
-		case <-time.After(d):
-		case <-r.Context().Done():
-			return true
-		}
-		return false
-	}
-}
 
 // TestZipSingleFlight checks that 100 concurrent requests for one uncached
 // zip make exactly one upstream request and all get the full zip.

@@ -304,13 +304,31 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(2 * time.Second)
-	for i := range c.procs {
-		lb.set(i, "") // the load balancer drains it first, as readiness would
-		c.procs[i].Stop(t)
-		c.start(i)
-		lb.set(i, c.procs[i].URL)
-		time.Sleep(time.Second)
+	// Downloads run before the first restart and go on after each one:
+	// rather than sleeping for a guess at how long one takes, wait until
+	// the count of finished downloads has grown.
+	grown := func(what string) bool {
+		n := runs.Load()
+		deadline := time.Now().Add(2 * time.Minute)
+		for runs.Load() == n {
+			if time.Now().After(deadline) {
+				t.Errorf("no go mod download finished in 2 minutes %s", what)
+				return false
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return true
+	}
+	if grown("before the first restart") {
+		for i := range c.procs {
+			lb.set(i, "") // the load balancer drains it first, as readiness would
+			c.procs[i].Stop(t)
+			c.start(i)
+			lb.set(i, c.procs[i].URL)
+			if !grown(fmt.Sprintf("after replica %d restarted", i)) {
+				break
+			}
+		}
 	}
 	close(stop)
 	wg.Wait()
