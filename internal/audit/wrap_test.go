@@ -179,6 +179,7 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 // not-found answers, or allowed lists, @latest and queries; would-deny
 // events for everything a dry-run policy would refuse.
 func TestWrapRecordsDownloadsAndRefusals(t *testing.T) {
+	audit.SetH1Wait(t, time.Minute) // the events below expect their h1, however loaded the machine
 	c, up := newCache(t, "example.com/a", "example.com/secret", "example.com/dry")
 	logPath := filepath.Join(t.TempDir(), "audit.log")
 	l, err := audit.Open(logPath, audit.Config{Logger: testenv.Logger(t, "audit")})

@@ -131,7 +131,20 @@ func TestBrokenReloadKeepsTable(t *testing.T) {
 	// repeat it.
 	pasted := "mgt_" + strings.Repeat("Z", 43)
 	broken := strings.Replace(string(good), `"tokens"`, `"`+pasted+`"`, 1)
-	if err := os.WriteFile(file, []byte(broken), 0o600); err != nil { // in place
+	// In place, in one write over the whole of the old content: a
+	// truncation first (os.WriteFile) would show the watcher an empty file,
+	// a second broken state logged on its own.
+	if len(broken) <= len(good) {
+		t.Fatalf("the broken file is not longer than the good one: one write would not cover it")
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(broken), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "broken file logged", func() bool { return strings.Contains(logs.String(), "is not valid") })

@@ -139,9 +139,11 @@ func bodyOf(f *protocol.File) string {
 	return string(b)
 }
 
+// waitFor polls cond until it holds; the deadline is only for a test that
+// would otherwise hang, far beyond what a loaded machine takes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -36,37 +36,64 @@ func TestEnforceRetention(t *testing.T) {
 // TestRetentionHoldsItsLock: with replicas, the retention lock stays held
 // for as long as a run takes, longer than the lease, so that no other
 // replica starts removing versions meanwhile; it is free again after.
+//
+// The lock's lease runs on a fake clock, moved only after the holder has
+// renewed it, by half a lease at a time: however late the renewals come in
+// real time, the lease cannot lapse while they come, and without them it
+// would lapse after two moves. The run's deletes wait for four leases of
+// that clock.
 func TestRetentionHoldsItsLock(t *testing.T) {
 	defer func(d time.Duration) { retentionLease = d }(retentionLease)
-	retentionLease = 300 * time.Millisecond
+	retentionLease = 30 * time.Millisecond // renewals every 10ms in real time
 	s, _, stored := retentionServer(t)
-	locks := &coord.LocalLocks{}
-	s.coord.locks = locks
-	s.store = slowDeletes{s.store} // a run of several leases
+	clock := testenv.NewClock(time.Now())
+	locks := &coord.LocalLocks{Now: clock.Now}
+	renewed := make(chan time.Time, 16)
+	s.coord.locks = renewSignal{locks, clock, renewed}
+	open := make(chan struct{})
+	s.store = gatedDeletes{s.store, open} // a run of several leases
 	s.cfg.MaxStorage = 1
 
 	done := make(chan struct{})
-	start := time.Now()
 	go func() {
 		defer close(done)
 		s.enforceRetention(context.Background())
 	}()
 	ctx := context.Background()
-	for running := true; running; {
-		select {
-		case <-done:
-			running = false
-		case <-time.After(20 * time.Millisecond):
-			if lease, ok, err := locks.TryLock(ctx, "retention", time.Minute); err != nil || ok {
-				t.Errorf("%v into the run, another replica got the retention lock (%v)", time.Since(start), err)
-				if ok {
-					lease.Release(ctx)
-				}
+	start := clock.Now()
+	deadline := time.After(30 * time.Second)
+run:
+	for clock.Now().Sub(start) < 4*retentionLease {
+		// Wait for a renewal begun at the clock's present time or later:
+		// the lease then ends a whole lease from now at the earliest.
+		now := clock.Now()
+		for renewal := false; !renewal; {
+			select {
+			case at := <-renewed:
+				renewal = !at.Before(now)
+			case <-done:
+				t.Errorf("the run ended %v into it (of the fake clock), before its deletes could go: it lost its lock", clock.Now().Sub(start))
+				break run
+			case <-deadline:
+				t.Fatalf("the retention lock was not renewed in 30s (%v into the run, of the fake clock)", clock.Now().Sub(start))
+			}
+		}
+		clock.Advance(retentionLease / 2)
+		if lease, ok, err := locks.TryLock(ctx, "retention", time.Minute); err != nil || ok {
+			t.Errorf("%v into the run (of the fake clock), another replica got the retention lock (%v)", clock.Now().Sub(start), err)
+			if ok {
+				lease.Release(ctx)
 			}
 		}
 	}
-	if took := time.Since(start); took < 2*retentionLease {
-		t.Fatalf("the run took %v, less than two leases: the test tests nothing", took)
+	close(open)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run did not end in 30s once its deletes could go")
+	}
+	if took := clock.Now().Sub(start); took < 2*retentionLease {
+		t.Fatalf("the run took %v of the fake clock, less than two leases: the test tests nothing", took)
 	}
 	if stored("a") || stored("b") {
 		t.Errorf("the run did not finish its removals")
@@ -78,11 +105,52 @@ func TestRetentionHoldsItsLock(t *testing.T) {
 	lease.Release(ctx)
 }
 
-// slowDeletes is a store whose deletes take a while, as on a busy S3.
-type slowDeletes struct{ store.Store }
+// renewSignal is Locks whose leases send on renewed, after each successful
+// Renew, the clock's time read before it began.
+type renewSignal struct {
+	coord.Locks
+	clock   *testenv.Clock
+	renewed chan<- time.Time
+}
 
-func (s slowDeletes) Delete(ctx context.Context, key string) error {
-	time.Sleep(250 * time.Millisecond)
+func (l renewSignal) TryLock(ctx context.Context, key string, ttl time.Duration) (coord.Lease, bool, error) {
+	lease, ok, err := l.Locks.TryLock(ctx, key, ttl)
+	if ok {
+		lease = signalLease{lease, l}
+	}
+	return lease, ok, err
+}
+
+type signalLease struct {
+	coord.Lease
+	l renewSignal
+}
+
+func (e signalLease) Renew(ctx context.Context, ttl time.Duration) error {
+	at := e.l.clock.Now()
+	err := e.Lease.Renew(ctx, ttl)
+	if err == nil {
+		select {
+		case e.l.renewed <- at:
+		default: // the test is not waiting: it gets the next one
+		}
+	}
+	return err
+}
+
+// gatedDeletes is a store whose deletes wait until open is closed, as on
+// a very busy S3, or until the run is cancelled.
+type gatedDeletes struct {
+	store.Store
+	open <-chan struct{}
+}
+
+func (s gatedDeletes) Delete(ctx context.Context, key string) error {
+	select {
+	case <-s.open:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	return s.Store.Delete(ctx, key)
 }
 
