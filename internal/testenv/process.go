@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -223,15 +222,37 @@ func Go(t testing.TB, dir string, env []string, args ...string) (string, error) 
 	return string(out), err
 }
 
-// RefusedURL returns an http URL on 127.0.0.1 where nothing listens: a
-// port that was free a moment ago, so connections to it are refused.
+// RefusedURL returns an http URL on 127.0.0.1 where connections are
+// refused, for as long as the test runs.
+//
+// The port is held by a TCP socket that is bound but never listens: the
+// kernel answers a connection to it with a reset (ECONNREFUSED), and no
+// other process can take the port before the test ends, as it could a
+// port merely found free. The socket has no SO_REUSEADDR, so no listener
+// can share the port either. It is closed by t.Cleanup.
 func RefusedURL(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Under ForkLock, as the net package does where sockets cannot be
+	// created close-on-exec at once: a process a test starts must not
+	// inherit the socket and keep the port after the test.
+	syscall.ForkLock.RLock()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, syscall.IPPROTO_TCP)
+	if err == nil {
+		syscall.CloseOnExec(fd)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		t.Fatalf("RefusedURL: socket: %v", err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		syscall.Close(fd)
+		t.Fatalf("RefusedURL: bind: %v", err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		syscall.Close(fd)
+		t.Fatalf("RefusedURL: getsockname: %v", err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	return fmt.Sprintf("http://127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }

@@ -70,6 +70,9 @@ type Server struct {
 // startTimeout bounds how long a redis-server may take to answer PING.
 const startTimeout = 10 * time.Second
 
+// startAttempts bounds how many ports StartOptions tries.
+const startAttempts = 5
+
 // Start runs a redis-server until the test ends.
 func Start(t testing.TB) *Server { return StartOptions(t, Options{}) }
 
@@ -82,15 +85,16 @@ func StartOptions(t testing.TB, opts Options) *Server {
 	}
 	s := &Server{t: t, opts: opts, dir: t.TempDir()}
 	// The port is chosen by listening on port 0 and closing the listener:
-	// another process may take it in between, so a failed start is tried
-	// again on a new port.
-	for attempt := 0; ; attempt++ {
+	// another process may take it in between, so a failed start (the
+	// server exits, or another answers for it) is tried again on a new
+	// port.
+	for attempt := 1; ; attempt++ {
 		s.port = freePort(t)
 		err := s.start(bin)
 		if err == nil {
 			break
 		}
-		if attempt == 2 {
+		if attempt == startAttempts {
 			t.Fatalf("redisserver: %v", err)
 		}
 	}
@@ -103,7 +107,9 @@ func StartOptions(t testing.TB, opts Options) *Server {
 	return s
 }
 
-func freePort(t testing.TB) int {
+// freePort returns a port of 127.0.0.1 that was free a moment ago. A
+// variable: the package's tests hand out taken ones.
+var freePort = func(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -185,6 +191,14 @@ func (s *Server) start(bin string) error {
 			return fmt.Errorf("redis-server did not answer PING within %v (%v):\n%s", startTimeout, err, log.String())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	// Whatever answered PING may be another test's server that took the
+	// port first (this one then exits, unable to bind): only the process
+	// started here is accepted.
+	if err := s.checkPID(cmd.Process.Pid); err != nil {
+		cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("%v:\n%s", err, log.String())
 	}
 	if s.opts.Cluster {
 		if err := s.claimSlots(); err != nil {
@@ -301,6 +315,24 @@ func (s *Server) ping() error {
 		return fmt.Errorf("PING answered %q", reply)
 	}
 	return nil
+}
+
+// checkPID makes sure the server answering on s.port is the process pid,
+// by the process_id INFO reports (a sentinel too).
+func (s *Server) checkPID(pid int) error {
+	info, err := s.command("INFO", "server")
+	if err != nil {
+		return fmt.Errorf("INFO server on port %d: %v", s.port, err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			if v != strconv.Itoa(pid) {
+				return fmt.Errorf("port %d is another redis-server's (process %s, not %d)", s.port, v, pid)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("INFO server on port %d names no process_id: %q", s.port, info)
 }
 
 // claimSlots gives every hash slot to the one node and waits until the

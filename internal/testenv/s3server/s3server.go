@@ -12,7 +12,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +25,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/modgate/modgate/internal/testenv"
 )
@@ -78,31 +83,66 @@ func Start(t testing.TB) *Server {
 		AccessKey: "test-" + randomHex(t, 8),
 		SecretKey: randomHex(t, 20),
 		Dir:       t.TempDir(),
-		done:      make(chan struct{}),
 	}
-	addr := freeAddr(t)
+	t.Cleanup(func() { s.stop(t) })
+	// versitygw takes its port as a flag, so the port is picked here, and
+	// another process may take it before versitygw binds it: versitygw
+	// then exits, and is started again on another port.
+	for attempt := 1; ; attempt++ {
+		err := s.start(bin)
+		if err == nil {
+			return s
+		}
+		if !errors.Is(err, errPortTaken) || attempt == startAttempts {
+			t.Fatalf("s3server: %v\nversitygw output:\n%s", err, s.logs.String())
+		}
+	}
+}
+
+// startAttempts bounds how many ports Start tries.
+const startAttempts = 5
+
+// errPortTaken is a start that failed because another process had the
+// port.
+var errPortTaken = errors.New("the port was taken")
+
+// start runs versitygw on a port that was free a moment ago and waits
+// until it answers as itself. On an error the process has exited.
+func (s *Server) start(bin string) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
 	s.Endpoint = "http://" + addr
 	// --keep-alive as real S3 servers do: connections are reused, and
 	// --quiet: no line per request.
-	s.cmd = exec.Command(bin, "--port", addr, "--keep-alive", "--quiet", "posix", s.Dir)
-	s.cmd.Env = append(os.Environ(),
+	cmd := exec.Command(bin, "--port", addr, "--keep-alive", "--quiet", "posix", s.Dir)
+	cmd.Env = append(os.Environ(),
 		"ROOT_ACCESS_KEY="+s.AccessKey,
 		"ROOT_SECRET_KEY="+s.SecretKey,
 	)
-	s.cmd.Stdout = &s.logs
-	s.cmd.Stderr = &s.logs
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("s3server: starting %s: %v", bin, err)
+	// This attempt's output, also kept in s.logs.
+	out := &testenv.SyncBuffer{}
+	w := io.MultiWriter(&s.logs, out)
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %v", bin, err)
 	}
+	done := make(chan struct{})
 	go func() {
-		s.cmd.Wait()
-		close(s.done)
+		cmd.Wait()
+		close(done)
 	}()
-	t.Cleanup(func() { s.stop(t) })
-	if err := s.waitReady(); err != nil {
-		t.Fatalf("s3server: %v\nversitygw output:\n%s", err, s.logs.String())
+	s.cmd, s.done = cmd, done
+	err = s.waitReady()
+	if err == nil {
+		return nil
 	}
-	return s
+	s.stop(nil)
+	if strings.Contains(strings.ToLower(out.String()), "address already in use") {
+		return fmt.Errorf("%w: %v", errPortTaken, err)
+	}
+	return err
 }
 
 // CreateBucket creates an empty bucket. With the posix backend a bucket
@@ -122,31 +162,54 @@ var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 // Logs returns what versitygw printed so far.
 func (s *Server) Logs() string { return s.logs.String() }
 
-// waitReady polls the endpoint until the server answers any HTTP request
-// (an anonymous request is refused, which is an answer), or it exits.
+// waitReady polls the endpoint until the server lists the buckets for a
+// request signed with this server's own credentials, which are random:
+// another S3 server that took the port would refuse it. It fails when the
+// process exits first.
 func (s *Server) waitReady() error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second}
+	addr := strings.TrimPrefix(s.Endpoint, "http://")
+	client, err := minio.New(addr, &minio.Options{
+		Creds:        credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
+		Region:       "us-east-1",
+		BucketLookup: minio.BucketLookupPath,
+		MaxRetries:   1,
+		Transport:    &http.Transport{DisableKeepAlives: true},
+	})
+	if err != nil {
+		return err
+	}
+	var last error
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint+"/", nil)
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			return nil
+		// A plain connection first, as the client is slow to fail.
+		var c net.Conn
+		if c, last = net.DialTimeout("tcp", addr, time.Second); last == nil {
+			c.Close()
+			try, cancelTry := context.WithTimeout(ctx, 2*time.Second)
+			_, last = client.ListBuckets(try)
+			cancelTry()
+			if last == nil {
+				return nil
+			}
 		}
 		select {
 		case <-s.done:
-			return fmt.Errorf("versitygw exited before answering: %v", s.cmd.ProcessState)
+			return fmt.Errorf("versitygw exited before answering on %s: %v (last answer: %v)", s.Endpoint, s.cmd.ProcessState, last)
 		case <-ctx.Done():
-			return fmt.Errorf("versitygw did not answer on %s within %v", s.Endpoint, startTimeout)
+			return fmt.Errorf("versitygw did not answer on %s within %v: %v", s.Endpoint, startTimeout, last)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
 
 // stop ends the process it started, by its PID: SIGTERM, then SIGKILL if
-// it has not exited after a few seconds.
+// it has not exited after a few seconds. t is nil when a failed start is
+// stopped.
 func (s *Server) stop(t testing.TB) {
+	if s.cmd == nil {
+		return
+	}
 	select {
 	case <-s.done:
 		return
@@ -159,24 +222,21 @@ func (s *Server) stop(t testing.TB) {
 		s.cmd.Process.Kill()
 		<-s.done
 	}
-	if t.Failed() {
+	if t != nil && t.Failed() {
 		t.Logf("versitygw output:\n%s", s.logs.String())
 	}
 }
 
 // freeAddr returns a 127.0.0.1 address with a port that was free a moment
-// ago. versitygw takes its port as a flag, so the port is picked here;
-// another process could take it in between, which Start reports as a
-// server that exited.
-func freeAddr(t testing.TB) string {
-	t.Helper()
+// ago. A variable: the package's tests hand out taken ones.
+var freeAddr = func() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("s3server: %v", err)
+		return "", err
 	}
 	addr := l.Addr().String()
 	l.Close()
-	return addr
+	return addr, nil
 }
 
 func randomHex(t testing.TB, n int) string {

@@ -10,7 +10,9 @@ package sshserver
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -38,9 +40,11 @@ type Server struct {
 	// OtherKey is a second client key the server does not authorize.
 	OtherKey string
 
-	dir string
-	cmd *exec.Cmd
-	log *testenv.SyncBuffer
+	dir     string
+	hostKey []string // the host key's type and base64, as in known_hosts
+	log     *testenv.SyncBuffer
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when cmd has been waited for
 }
 
 // startTimeout bounds how long sshd may take to accept connections.
@@ -57,8 +61,10 @@ func Start(t testing.TB) *Server {
 			testenv.SkipOrFatal(t, "sshd is not installed (Debian package openssh-server)")
 		}
 	}
-	if _, err := exec.LookPath("ssh-keygen"); err != nil {
-		testenv.SkipOrFatal(t, "ssh-keygen is not installed (Debian package openssh-client)")
+	for _, tool := range []string{"ssh-keygen", "ssh-keyscan"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			testenv.SkipOrFatal(t, "%s is not installed (Debian package openssh-client)", tool)
+		}
 	}
 	if os.Geteuid() == 0 {
 		// Run as root, sshd insists on its privilege separation directory.
@@ -82,16 +88,50 @@ func Start(t testing.TB) *Server {
 	if err := os.WriteFile(authorized, pub, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	hostPub, err := os.ReadFile(hostKey + ".pub")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fields := strings.Fields(string(hostPub))
+	s.hostKey = strings.Fields(string(hostPub))
+	t.Cleanup(func() {
+		s.stop()
+		if t.Failed() {
+			t.Logf("sshd log:\n%s", s.log.String())
+		}
+	})
+	// The port is picked here, for sshd_config, and another process may
+	// take it before sshd binds it: sshd is then started again on another
+	// port.
+	for attempt := 1; ; attempt++ {
+		err := s.start(sshd, hostKey, authorized)
+		if err == nil {
+			return s
+		}
+		if !errors.Is(err, errPortTaken) || attempt == startAttempts {
+			t.Fatalf("sshserver: %v; sshd log:\n%s", err, s.log.String())
+		}
+	}
+}
+
+// startAttempts bounds how many ports Start tries.
+const startAttempts = 5
+
+// errPortTaken is a start that failed because another process had the
+// port.
+var errPortTaken = errors.New("the port was taken")
+
+// start runs sshd on a port that was free a moment ago, with the
+// known_hosts file for it, and waits until it answers as itself. On an
+// error the process has exited.
+func (s *Server) start(sshd, hostKey, authorized string) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s.KnownHosts = filepath.Join(s.dir, "known_hosts")
-	if err := os.WriteFile(s.KnownHosts, fmt.Appendf(nil, "[127.0.0.1]:%d %s %s\n", port, fields[0], fields[1]), 0o644); err != nil {
-		t.Fatal(err)
+	if err := os.WriteFile(s.KnownHosts, fmt.Appendf(nil, "[127.0.0.1]:%d %s %s\n", port, s.hostKey[0], s.hostKey[1]), 0o644); err != nil {
+		return err
 	}
 	config := filepath.Join(s.dir, "sshd_config")
 	conf := strings.Join([]string{
@@ -116,26 +156,42 @@ func Start(t testing.TB) *Server {
 		"",
 	}, "\n")
 	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	// -D: stay in the foreground, as the child of the test; -e: log to
 	// stderr, which the test shows when it fails.
-	s.cmd = exec.Command(sshd, "-D", "-e", "-f", config)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("sshserver: starting sshd: %v", err)
+	cmd := exec.Command(sshd, "-D", "-e", "-f", config)
+	// This attempt's output, also kept in s.log.
+	out := &testenv.SyncBuffer{}
+	w := io.MultiWriter(s.log, out)
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting sshd: %v", err)
 	}
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
-		if t.Failed() {
-			t.Logf("sshd log:\n%s", s.log.String())
-		}
-	})
-	if err := s.waitBanner(); err != nil {
-		t.Fatalf("sshserver: %v; sshd log:\n%s", err, s.log.String())
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	s.cmd, s.done = cmd, done
+	err = s.waitReady(done, out)
+	if err == nil {
+		return nil
 	}
-	return s
+	s.stop()
+	if strings.Contains(out.String(), "Address already in use") {
+		return fmt.Errorf("%w: %v", errPortTaken, err)
+	}
+	return err
+}
+
+// stop kills the sshd it started, by its process id, and waits for it.
+func (s *Server) stop() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	<-s.done
 }
 
 // URL is the ssh URL of the repository in dir (an absolute path).
@@ -154,31 +210,87 @@ func (s *Server) keygen(t testing.TB, name string) string {
 	return key
 }
 
-// waitBanner waits until sshd answers with its protocol banner.
-func (s *Server) waitBanner() error {
+// waitReady waits until sshd answers with its protocol banner and is
+// this sshd, not another server that took the port: sshd logged that it
+// listens on the port (no other socket can then listen there), or, should
+// its log say otherwise, it has the host key made for it. It fails when
+// the process exits first.
+func (s *Server) waitReady(done <-chan struct{}, log *testenv.SyncBuffer) error {
+	_, port, _ := net.SplitHostPort(s.Addr)
+	listening := "Server listening on 127.0.0.1 port " + port + "."
 	deadline := time.Now().Add(startTimeout)
+	var last error
 	for {
-		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
-		if err == nil {
-			c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			line, rerr := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if rerr == nil && strings.HasPrefix(line, "SSH-2.0-") {
-				return nil
+		if last = s.banner(); last == nil {
+			if strings.Contains(log.String(), listening) {
+				break
+			}
+			if last = s.checkHostKey(); last == nil {
+				break
 			}
 		}
+		select {
+		case <-done:
+			return fmt.Errorf("sshd exited before answering on %s (%v)", s.Addr, last)
+		default:
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("sshd did not answer on %s within %v", s.Addr, startTimeout)
+			return fmt.Errorf("sshd did not answer on %s within %v: %v", s.Addr, startTimeout, last)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	select {
+	case <-done:
+		return fmt.Errorf("sshd exited after answering on %s", s.Addr)
+	default:
+		return nil
+	}
 }
 
-func freePort(t testing.TB) int {
+// banner reads the server's protocol banner.
+func (s *Server) banner() error {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "SSH-2.0-") {
+		return fmt.Errorf("banner %q", line)
+	}
+	return nil
+}
+
+// checkHostKey makes sure the server on s.Addr has this server's host key,
+// which was made for it.
+func (s *Server) checkHostKey() error {
+	_, port, _ := net.SplitHostPort(s.Addr)
+	out, err := exec.Command("ssh-keyscan", "-T", "5", "-p", port, "-t", s.hostKey[0], "127.0.0.1").Output()
+	if err != nil {
+		return fmt.Errorf("ssh-keyscan %s: %v", s.Addr, err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[1] == s.hostKey[0] {
+			if f[2] != s.hostKey[1] {
+				return fmt.Errorf("the server on %s has another host key", s.Addr)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("ssh-keyscan %s: no %s host key in %q", s.Addr, s.hostKey[0], out)
+}
+
+// freePort returns a port of 127.0.0.1 that was free a moment ago. A
+// variable: the package's tests hand out taken ones.
+var freePort = func() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
