@@ -11,7 +11,8 @@
 //	}
 //
 // The tests wait for events, never for durations, except that leases are
-// made to expire through Advance.
+// made to expire through Advance. Over a real clock (Advance sleeps), a
+// test step must also come within Harness.TTL of the one before it.
 package coordtest
 
 import (
@@ -36,23 +37,38 @@ type Harness struct {
 	// expire: a fake clock, a test server's (miniredis' FastForward), or
 	// for a real server time itself (time.Sleep). Required with NewLocks.
 	Advance func(d time.Duration)
+	// TTL is the lease time of the locks the tests take; default 1s. A
+	// test counts on a lease it holds outliving its next steps, and
+	// RenewKeepsLease on 0.45 TTL of slack after each Advance: over a
+	// real clock, TTL must be seconds, more than a loaded machine may
+	// stall a test. The tests Advance by 3.8 TTL in all, 1.6 TTL at most
+	// in one.
+	TTL time.Duration
+	// Parallel runs the tests that Advance in parallel with one another,
+	// so that their waits overlap: for an Advance that only waits (a real
+	// server's clock), under which the Locks of separate NewLocks calls do
+	// not affect one another. Not for a clock that NewLocks calls share.
+	Parallel bool
 }
 
 // waitFor bounds how long a test waits for an event that must come.
 const waitFor = 10 * time.Second
 
-// ttl is the lease time of the locks the Locks tests take.
-const ttl = time.Second
+// defaultTTL is Harness.TTL's default.
+const defaultTTL = time.Second
 
 // Run runs the suite.
 func Run(t *testing.T, h Harness) {
+	if h.TTL == 0 {
+		h.TTL = defaultTTL
+	}
 	if h.NewLocks != nil {
 		if h.Advance == nil {
 			t.Fatal("coordtest: Harness.Advance is required with NewLocks")
 		}
 		t.Run("Locks/Exclusive", h.testLocksExclusive)
-		t.Run("Locks/ExpiryFreesDeadHolder", h.testLocksExpiry)
-		t.Run("Locks/RenewKeepsLease", h.testLocksRenew)
+		t.Run("Locks/ExpiryFreesDeadHolder", h.advancing(h.testLocksExpiry))
+		t.Run("Locks/RenewKeepsLease", h.advancing(h.testLocksRenew))
 		t.Run("Locks/LockWaitsForRelease", h.testLockWaits)
 	}
 	t.Run("Flights/MutualExclusion", h.testMutualExclusion)
@@ -63,9 +79,21 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Flights/Close", h.testClose)
 	if h.NewLocks != nil {
 		t.Run("Flights/AcrossProcesses", h.testAcrossProcesses)
-		t.Run("Flights/DeadHolderExpires", h.testDeadHolder)
+		t.Run("Flights/DeadHolderExpires", h.advancing(h.testDeadHolder))
 	}
 	t.Run("Flights/NoGoroutineLeak", h.testNoLeak)
+}
+
+// advancing marks test as one that Advances: run in parallel with the
+// others under Harness.Parallel. The tests that do not Advance, NoLeak
+// above all, which counts goroutines, run first, alone.
+func (h Harness) advancing(test func(*testing.T)) func(*testing.T) {
+	return func(t *testing.T) {
+		if h.Parallel {
+			t.Parallel()
+		}
+		test(t)
+	}
 }
 
 // processes returns n Groups standing for n processes: over one Locks, or,
@@ -112,9 +140,10 @@ func receive[T any](t *testing.T, c <-chan T, what string) T {
 	}
 }
 
-func tryLock(t *testing.T, l coord.Locks, key string) (coord.Lease, bool) {
+// tryLock takes key's lock for h.TTL.
+func (h Harness) tryLock(t *testing.T, l coord.Locks, key string) (coord.Lease, bool) {
 	t.Helper()
-	lease, ok, err := l.TryLock(context.Background(), key, ttl)
+	lease, ok, err := l.TryLock(context.Background(), key, h.TTL)
 	if err != nil {
 		t.Fatalf("TryLock(%q): %v", key, err)
 	}
@@ -124,28 +153,28 @@ func tryLock(t *testing.T, l coord.Locks, key string) (coord.Lease, bool) {
 func (h Harness) testLocksExclusive(t *testing.T) {
 	l := h.NewLocks(t)
 	ctx := context.Background()
-	a, ok := tryLock(t, l, "k")
+	a, ok := h.tryLock(t, l, "k")
 	if !ok {
 		t.Fatal("TryLock of a free key failed")
 	}
-	if _, ok := tryLock(t, l, "k"); ok {
+	if _, ok := h.tryLock(t, l, "k"); ok {
 		t.Fatal("TryLock of a held key succeeded")
 	}
-	b, ok := tryLock(t, l, "k2")
+	b, ok := h.tryLock(t, l, "k2")
 	if !ok {
 		t.Fatal("TryLock of another key failed while k was held")
 	}
 	if err := a.Release(ctx); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
-	c, ok := tryLock(t, l, "k")
+	c, ok := h.tryLock(t, l, "k")
 	if !ok {
 		t.Fatal("TryLock after Release failed")
 	}
 	if err := a.Release(ctx); !errors.Is(err, coord.ErrLeaseLost) {
 		t.Errorf("second Release of a lease: %v, want ErrLeaseLost", err)
 	}
-	if _, ok := tryLock(t, l, "k"); ok {
+	if _, ok := h.tryLock(t, l, "k"); ok {
 		t.Fatal("a released lease's second Release freed the next holder's lock")
 	}
 	for _, e := range []coord.Lease{b, c} {
@@ -158,13 +187,17 @@ func (h Harness) testLocksExclusive(t *testing.T) {
 func (h Harness) testLocksExpiry(t *testing.T) {
 	l := h.NewLocks(t)
 	ctx := context.Background()
-	dead, ok := tryLock(t, l, "k")
+	ttl := h.TTL
+	dead, ok := h.tryLock(t, l, "k")
 	if !ok {
 		t.Fatal("TryLock of a free key failed")
 	}
-	// The holder dies: nobody renews or releases its lease.
-	h.Advance(ttl + ttl/2)
-	next, ok := tryLock(t, l, "k")
+	// And one that nobody takes over, below. Both expire in one Advance,
+	// which costs a real clock its time.
+	late, _ := h.tryLock(t, l, "late")
+	// The holders die: nobody renews or releases their leases.
+	h.Advance(ttl + ttl/10)
+	next, ok := h.tryLock(t, l, "k")
 	if !ok {
 		t.Fatal("an expired lease still holds its key")
 	}
@@ -174,19 +207,17 @@ func (h Harness) testLocksExpiry(t *testing.T) {
 	if err := dead.Release(ctx); !errors.Is(err, coord.ErrLeaseLost) {
 		t.Errorf("Release of an expired lease: %v, want ErrLeaseLost", err)
 	}
-	if _, ok := tryLock(t, l, "k"); ok {
+	if _, ok := h.tryLock(t, l, "k"); ok {
 		t.Fatal("a dead holder's Release freed the next holder's lock")
 	}
 	if err := next.Release(ctx); err != nil {
 		t.Errorf("Release: %v", err)
 	}
 	// Without a later holder, a late Renew must not resurrect the lease.
-	late, _ := tryLock(t, l, "late")
-	h.Advance(ttl + ttl/2)
 	if err := late.Renew(ctx, ttl); !errors.Is(err, coord.ErrLeaseLost) {
 		t.Errorf("Renew of an expired lease nobody took over: %v, want ErrLeaseLost", err)
 	}
-	if _, ok := tryLock(t, l, "late"); !ok {
+	if _, ok := h.tryLock(t, l, "late"); !ok {
 		t.Error("a late Renew kept an expired lease")
 	}
 }
@@ -194,34 +225,38 @@ func (h Harness) testLocksExpiry(t *testing.T) {
 func (h Harness) testLocksRenew(t *testing.T) {
 	l := h.NewLocks(t)
 	ctx := context.Background()
-	a, ok := tryLock(t, l, "k")
+	ttl := h.TTL
+	a, ok := h.tryLock(t, l, "k")
 	if !ok {
 		t.Fatal("TryLock of a free key failed")
 	}
-	h.Advance(ttl * 6 / 10)
+	// Each step has 0.45 ttl or more to spare. A Renew that extends the
+	// lease other than to ttl from now (not at all, from when it was
+	// taken, from when it would have expired) fails the test.
+	h.Advance(ttl / 2)
 	if err := a.Renew(ctx, ttl); err != nil {
 		t.Fatalf("Renew of a live lease: %v", err)
 	}
-	h.Advance(ttl * 6 / 10) // past the first lease time, within the renewed one
-	if _, ok := tryLock(t, l, "k"); ok {
+	h.Advance(ttl * 11 / 20) // past the first lease time, within the renewed one
+	if _, ok := h.tryLock(t, l, "k"); ok {
 		t.Fatal("a renewed lease expired at its first lease time")
 	}
-	h.Advance(ttl * 6 / 10)
-	if _, ok := tryLock(t, l, "k"); !ok {
+	h.Advance(ttl * 11 / 20) // past the renewed lease time, within twice ttl
+	if _, ok := h.tryLock(t, l, "k"); !ok {
 		t.Fatal("a renewed lease did not expire after its renewed lease time")
 	}
 }
 
 func (h Harness) testLockWaits(t *testing.T) {
 	l := h.NewLocks(t)
-	held, ok := tryLock(t, l, "k")
+	held, ok := h.tryLock(t, l, "k")
 	if !ok {
 		t.Fatal("TryLock of a free key failed")
 	}
 	var released atomic.Bool
 	got := make(chan error, 1)
 	go func() {
-		lease, err := coord.Lock(context.Background(), l, "k", ttl)
+		lease, err := coord.Lock(context.Background(), l, "k", h.TTL)
 		if err == nil {
 			if !released.Load() {
 				err = errors.New("Lock returned while the key was held")
@@ -234,7 +269,7 @@ func (h Harness) testLockWaits(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	gaveUp := make(chan error, 1)
 	go func() {
-		_, err := coord.Lock(ctx, l, "k", ttl)
+		_, err := coord.Lock(ctx, l, "k", h.TTL)
 		gaveUp <- err
 	}()
 	cancel()
@@ -497,7 +532,7 @@ func (h Harness) testAcrossProcesses(t *testing.T) {
 // others until its lease expires, no longer.
 func (h Harness) testDeadHolder(t *testing.T) {
 	gs, locks := h.processes(t, 1, coord.GroupConfig{})
-	if _, ok := tryLock(t, locks, "k"); !ok {
+	if _, ok := h.tryLock(t, locks, "k"); !ok {
 		t.Fatal("TryLock of a free key failed")
 	}
 	var ran atomic.Bool
@@ -512,7 +547,7 @@ func (h Harness) testDeadHolder(t *testing.T) {
 	if ran.Load() {
 		t.Fatal("the call ran while a dead process held its lock")
 	}
-	h.Advance(ttl + ttl/2)
+	h.Advance(h.TTL + h.TTL/10)
 	if err := receive(t, errs, "the call after the dead holder's lease expired"); err != nil || !ran.Load() {
 		t.Errorf("Do: %v (ran: %v)", err, ran.Load())
 	}

@@ -39,13 +39,18 @@ var prefixes atomic.Int64
 func prefix() string { return fmt.Sprintf("test%d:", prefixes.Add(1)) }
 
 // TestCompliance runs coord's compliance suite against a real Redis, whose
-// own clock expires the leases: Advance sleeps.
+// own clock expires the leases: Advance sleeps. Leases of seconds outlive
+// a test step on a loaded machine; the tests that sleep (3.8 TTL in all)
+// overlap, two at a time under -parallel 2: each has a key prefix of its
+// own.
 func TestCompliance(t *testing.T) {
 	srv := redisserver.Start(t)
 	c := open(t, coordredis.Options{URL: srv.URL})
 	coordtest.Run(t, coordtest.Harness{
 		NewLocks: func(t *testing.T) coord.Locks { return coordredis.New(c, prefix()) },
 		Advance:  time.Sleep,
+		TTL:      4 * time.Second,
+		Parallel: true,
 	})
 }
 
@@ -53,8 +58,10 @@ func TestCompliance(t *testing.T) {
 // under, when the test binary runs as one (runHolder).
 const holderEnv = "COORDREDIS_HOLDER"
 
-// holderLease is the lease of the helper process's lock.
-const holderLease = 500 * time.Millisecond
+// holderLease is the lease of the helper process's lock, renewed every
+// third of it: seconds, so that neither a helper renewing late nor the
+// test reading the lease after the kill loses it on a loaded machine.
+const holderLease = 3 * time.Second
 
 // runHolder is what the test binary does when TestKilledHolder runs it
 // as a helper process (holderEnv set; TestMain calls it): take a lock
@@ -104,13 +111,19 @@ func TestKilledHolder(t *testing.T) {
 		t.Fatalf("helper process said %q, %v; want holding", line, err)
 	}
 
+	held := time.Now() // the helper took the lock before it said so
 	ctx := context.Background()
-	// Held across several lease times: the holder renews.
-	for range 3 {
+	// Held for longer than one lease time: the holder renews. The last
+	// TryLock is sent more than holderLease after the lock was taken.
+	for {
+		sent := time.Now()
 		if _, ok, err := locks.TryLock(ctx, "k", time.Minute); err != nil || ok {
-			t.Fatalf("TryLock while the helper holds the lock: ok %v, err %v", ok, err)
+			t.Fatalf("TryLock %v after the helper took the lock: ok %v, err %v; want it held", sent.Sub(held), ok, err)
 		}
-		time.Sleep(holderLease / 2)
+		if sent.Sub(held) > holderLease {
+			break
+		}
+		time.Sleep(holderLease / 4)
 	}
 
 	if err := cmd.Process.Kill(); err != nil {
