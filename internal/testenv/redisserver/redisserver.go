@@ -129,6 +129,9 @@ func (s *Server) start(bin string) error {
 		"--daemonize", "no",
 		"--logfile", "",
 		"--databases", "16",
+		// A replica's first sync starts at once, instead of after
+		// Redis's default 5 s wait for more replicas to join.
+		"--repl-diskless-sync-delay", "0",
 	}
 	if s.opts.Password != "" {
 		args = append(args, "--requirepass", s.opts.Password)
