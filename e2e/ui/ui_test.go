@@ -164,9 +164,17 @@ func TestUI(t *testing.T) {
 			Versions []struct{ Version, H1 string }
 		}
 	}
-	g.api(t, "/admin/v1/modules?q=example.com/ok", &stored)
-	if len(stored.Modules) != 1 || len(stored.Modules[0].Versions) != 2 {
-		t.Fatalf("the admin API lists %+v, want example.com/ok with two versions", stored.Modules)
+	// A zip's h1 is recorded in the background once it is served: wait
+	// for both before comparing the page with them.
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(50 * time.Millisecond) {
+		g.api(t, "/admin/v1/modules?q=example.com/ok", &stored)
+		if len(stored.Modules) != 1 || len(stored.Modules[0].Versions) != 2 {
+			t.Fatalf("the admin API lists %+v, want example.com/ok with two versions", stored.Modules)
+		}
+		vs := stored.Modules[0].Versions
+		if vs[0].H1 != "" && vs[1].H1 != "" || time.Now().After(deadline) {
+			break
+		}
 	}
 
 	for _, vp := range []viewport{phone, laptop} {

@@ -117,14 +117,6 @@ func TestUsageRecorded(t *testing.T) {
 		t.Errorf("/admin/v1/modules, example.com/unused: %+v", v)
 	}
 
-	var h history.Answer
-	getJSON(t, base+"/admin/v1/history?range=hours", &h)
-	var sum history.Figures
-	for _, b := range h.Buckets {
-		sum.Downloads += b.Downloads
-		sum.Requests += b.Requests
-		sum.Bytes += b.Bytes
-	}
 	// The two clients' .info, .mod and zip; other tests' servers count
 	// in the same metrics: at least those.
 	var served int64
@@ -134,6 +126,23 @@ func TestUsageRecorded(t *testing.T) {
 			t.Fatal(err)
 		}
 		served += 2 * fi.Size()
+	}
+	// A request is counted once its answer is sent, which may be after
+	// the go command has read it and exited: wait for the last ones.
+	var h history.Answer
+	var sum history.Figures
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		h = history.Answer{}
+		getJSON(t, base+"/admin/v1/history?range=hours", &h)
+		sum = history.Figures{}
+		for _, b := range h.Buckets {
+			sum.Downloads += b.Downloads
+			sum.Requests += b.Requests
+			sum.Bytes += b.Bytes
+		}
+		if sum.Requests >= 6 && sum.Bytes >= served || time.Now().After(deadline) {
+			break
+		}
 	}
 	if sum.Downloads != 2 || sum.Requests < 6 || sum.Bytes < served {
 		t.Errorf("history: %d downloads, %d requests, %d bytes; want 2 downloads, at least 6 requests and %d bytes", sum.Downloads, sum.Requests, sum.Bytes, served)
