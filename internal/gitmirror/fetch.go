@@ -79,8 +79,9 @@ func (r *Repo) runFetch(c *fetchCall) {
 // errSizeLimit is the cause of a fetch stopped for MaxRepoSize.
 var errSizeLimit = errors.New("size limit")
 
-// sizePoll is how often a running fetch's growth is checked.
-const sizePoll = 100 * time.Millisecond
+// sizePoll is how often a running fetch's growth is checked (a variable
+// for tests).
+var sizePoll = 100 * time.Millisecond
 
 func (r *Repo) fetch(ctx context.Context) error {
 	start := time.Now()
@@ -199,6 +200,12 @@ func (r *Repo) fetchPack(ctx context.Context, g gitRun, before map[string]string
 	cancel(nil)
 	<-watched
 	if err != nil {
+		if errors.Is(context.Cause(wctx), errSizeLimit) {
+			// Stopped for its size: all of it goes, even refs git may
+			// have updated just before it was stopped.
+			r.undoFetch(ctx, before, packsBefore)
+			return r.tooLarge()
+		}
 		// git fetch updates refs last, in one transaction: unless they
 		// changed (it failed after that), nothing refers to what it
 		// received, which goes.
@@ -206,9 +213,6 @@ func (r *Repo) fetchPack(ctx context.Context, g gitRun, before map[string]string
 		defer ccancel()
 		if after, lerr := r.localRefs(cctx); lerr == nil && maps.Equal(after, before) {
 			removeNewPacks(r.dir, packsBefore)
-		}
-		if errors.Is(context.Cause(wctx), errSizeLimit) {
-			return r.tooLarge()
 		}
 		return r.netError(ctx, err)
 	}

@@ -493,3 +493,48 @@ func TestOperatorCredentialHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTooLargeStoppedAfterRefs: a fetch stopped for its size after git
+// had already updated the refs (its last step, before it exits) is undone
+// whole, refs included, as one stopped earlier is. The git here lingers
+// after each fetch, and the size is checked late, so that the stop lands
+// there; the git leaves a mark when its fetch has completed, which proves
+// it did (a machine too slow for one poll gets a longer one).
+func TestTooLargeStoppedAfterRefs(t *testing.T) {
+	big := make([]byte, 3<<20) // incompressible
+	rand.Read(big)
+	f := newFixture(t, Config{})
+	f.repo.Write("big.bin", string(big))
+	f.repo.Commit("big")
+	defer func(d time.Duration) { sizePoll = d }(sizePoll)
+
+	for _, poll := range []time.Duration{time.Second, 4 * time.Second, 15 * time.Second} {
+		sizePoll = poll
+		m := newMirrors(t, f.srv, Config{MaxRepoSize: 1 << 20, Credentials: f.m.cfg.Credentials})
+		dir := t.TempDir()
+		lingering, mark := filepath.Join(dir, "git"), filepath.Join(dir, "fetched")
+		script := "#!/bin/sh\n\"$REAL_GIT\" \"$@\"\nrc=$?\n" +
+			"for a in \"$@\"; do [ \"$a\" = fetch ] && touch \"$FETCHED_MARK\" && sleep " + fmt.Sprint(int(3*poll/time.Second)) + "; done\nexit $rc\n"
+		if err := os.WriteFile(lingering, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		m.env = append(m.env, "REAL_GIT="+m.gitPath, "FETCHED_MARK="+mark)
+		m.gitPath = lingering
+
+		r, err := m.Open(context.Background(), f.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mirrorError(t, r.Fetch(context.Background()), KindTooLarge)
+		if _, err := os.Stat(mark); err != nil {
+			t.Logf("the fetch was stopped before it completed (poll %v): again with a longer poll", poll)
+			continue
+		}
+		assertNothingStored(t, r)
+		if size, _ := r.Size(); size > 2<<20 {
+			t.Errorf("the mirror kept %d bytes of a fetch stopped for its size", size)
+		}
+		return
+	}
+	t.Fatal("no fetch completed before the size check stopped it, even with a 15 s poll")
+}

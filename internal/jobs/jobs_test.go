@@ -86,7 +86,15 @@ func TestProgressAndRecord(t *testing.T) {
 
 	clock.Advance(5 * time.Second)
 	close(release)
-	a.Close() // waits for the job's end to be recorded
+	// Close only once the job has ended: a Close while it still waits
+	// would be a shutdown that interrupts it (the work's select could
+	// pick either).
+	for deadline := time.Now().Add(30 * time.Second); get(t, a, st.ID).State == jobs.Running; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the job did not end in 30s once released")
+		}
+	}
+	a.Close()
 
 	ended := get(t, b, st.ID)
 	if ended.State != jobs.Done || ended.Phase != "" || ended.Total != 3 || ended.Done != 1 || ended.Skipped != 1 || ended.Failed != 1 {
