@@ -30,12 +30,15 @@ const (
 
 // gated is a modgate over TLS with tokens, a policy that denies
 // example.com/errs below v0.9.0 and an audit log, in front of a fixture
-// upstream.
+// upstream (which also has example.com/Fix, whose capitals are escaped in
+// URLs, for TestUIFixEntries).
 type gated struct {
 	url        string
 	ca         *testenv.CA
 	spki       string // base64 SHA-256 of the certificate's public key, for Chromium to trust
 	admin, dev string // tokens
+	tokens     string // the tokens file
+	up         *testenv.Upstream
 	proc       *testenv.Proc
 }
 
@@ -44,7 +47,8 @@ func startGated(t *testing.T) *gated {
 	dir := t.TempDir()
 	old := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 	var mods []testenv.Module
-	for _, m := range [][2]string{{"example.com/ok", "v1.0.0"}, {"example.com/ok", "v1.1.0"}, {"example.com/errs", "v0.8.0"}, {"example.com/errs", "v0.9.1"}} {
+	for _, m := range [][2]string{{"example.com/ok", "v1.0.0"}, {"example.com/ok", "v1.1.0"}, {"example.com/errs", "v0.8.0"}, {"example.com/errs", "v0.9.1"},
+		{fixModule, "v1.0.0"}, {fixModule, "v1.1.0-RC.1"}} {
 		name := m[0][strings.LastIndexByte(m[0], '/')+1:]
 		mods = append(mods, testenv.Module{Path: m[0], Version: m[1], Time: old,
 			Files: map[string]string{name + ".go": "package " + name + "\n"}})
@@ -53,8 +57,8 @@ func startGated(t *testing.T) *gated {
 	testenv.BuildTree(t, tree, mods)
 	up := testenv.NewUpstream(t, tree)
 
-	g := &gated{ca: testenv.NewCA(t)}
 	tokens := filepath.Join(dir, "tokens.json")
+	g := &gated{ca: testenv.NewCA(t), tokens: tokens, up: up}
 	g.dev = tokenAdd(t, tokens, "dev", "example.com", false)
 	g.admin = tokenAdd(t, tokens, "ops", "*", true)
 	policy := filepath.Join(dir, "policy.yaml")
@@ -107,17 +111,24 @@ func spkiHash(t *testing.T, certFile string) string {
 	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
-// download runs the go command as the dev token's client: two allowed
-// versions, and one the policy refuses.
-func (g *gated) download(t *testing.T) {
+// goEnv is a directory and an environment to run the go command in as
+// the dev token's client, with an empty module cache.
+func (g *gated) goEnv(t *testing.T) (home string, env []string) {
 	t.Helper()
-	home := t.TempDir()
+	home = t.TempDir()
 	netrc := filepath.Join(home, ".netrc")
 	machine := strings.TrimPrefix(g.url, "https://")
 	if err := os.WriteFile(netrc, []byte("machine "+machine+" login dev password "+g.dev+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := append(testenv.GoEnv(home, g.url), "SSL_CERT_FILE="+g.ca.CertFile, "GOSUMDB=off", "HOME="+home, "NETRC="+netrc)
+	return home, append(testenv.GoEnv(home, g.url), "SSL_CERT_FILE="+g.ca.CertFile, "GOSUMDB=off", "HOME="+home, "NETRC="+netrc)
+}
+
+// download runs the go command as the dev token's client: two allowed
+// versions, and one the policy refuses.
+func (g *gated) download(t *testing.T) {
+	t.Helper()
+	home, env := g.goEnv(t)
 	if out, err := testenv.Go(t, home, env, "mod", "download", "-json", "example.com/ok@v1.0.0", "example.com/ok@v1.1.0"); err != nil {
 		t.Fatalf("go mod download: %v\n%s", err, out)
 	}

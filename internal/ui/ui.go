@@ -1,8 +1,10 @@
 // Package ui is modgate's web UI, served at /ui/: one page of hand-written
 // HTML, CSS and JavaScript, embedded in the binary, that shows what the
 // admin API answers (modules and versions, stats and charts, the audit
-// log, the policy, health). There is no build step and no outside asset:
-// the page works in a network that reaches nothing but modgate.
+// log, the policy, health) and fixes entries through it (refresh a
+// module's list, purge a version). There is no build step and no
+// outside asset: the page works in a network that reaches nothing but
+// modgate.
 //
 // The files hold no data and no secret, so they are served to anyone the
 // server lets through (the server decides: with tokens, to every client,

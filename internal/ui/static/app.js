@@ -1,6 +1,7 @@
 // app.js: the modgate web UI. One page, hash routes (#/modules,
 // #/module/<path>, #/stats, #/audit, #/policy, #/health), each drawn from
-// the admin API under /admin/v1/.
+// the admin API under /admin/v1/. A module's page also fixes entries
+// through it: refresh the module's list and @latest, purge a version.
 //
 // Rules this file keeps:
 //   - everything from the API goes into the page as text (el() appends
@@ -35,9 +36,13 @@
     }
   }
 
-  // api GETs an admin API path and returns its JSON, or throws AuthError
-  // (401, 403) or APIError with the server's one-line message.
-  async function api(path) {
+  // api sends a request to an admin API path (GET, or the method given:
+  // the writes, POST and DELETE, carry no body, the path says what they
+  // act on) and returns its JSON, or throws AuthError (401, 403) or
+  // APIError with the server's one-line message. For a write the browser
+  // adds Origin and Sec-Fetch-Site, by which the server's guard refuses
+  // the same request sent by another site.
+  async function api(path, method) {
     const headers = { Accept: "application/json" };
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) {
@@ -45,7 +50,7 @@
     }
     // credentials "omit": no cookies or cached basic-auth sent, and no
     // browser password prompt for the server's Basic challenge.
-    const resp = await fetch(path, { headers: headers, credentials: "omit", cache: "no-store", redirect: "error" });
+    const resp = await fetch(path, { method: method || "GET", headers: headers, credentials: "omit", cache: "no-store", redirect: "error" });
     if (resp.status === 401 || resp.status === 403) {
       throw new AuthError(await errorLine(resp));
     }
@@ -153,6 +158,22 @@
 
   function moduleHref(path) {
     return "#/module/" + encodeURIComponent(path);
+  }
+
+  // proxyEscape writes a module path or version as the GOPROXY protocol
+  // does (module.EscapePath): a capital letter becomes "!" and its lower
+  // case, so that case-insensitive file systems keep them apart. The admin
+  // API takes them in that form.
+  function proxyEscape(s) {
+    return s.replace(/[A-Z]/g, function (c) {
+      return "!" + c.toLowerCase();
+    });
+  }
+
+  // proxyPathURL is an escaped module path for a URL, each element
+  // percent-encoded (the server decodes them before unescaping).
+  function proxyPathURL(path) {
+    return proxyEscape(path).split("/").map(encodeURIComponent).join("/");
   }
 
   // ---- Formatting ----
@@ -326,6 +347,14 @@
     route();
   });
 
+  // signInAgain forgets a token the server refused and shows why; with
+  // no token sent, the form is a request for one rather than an error.
+  function signInAgain(err) {
+    const sent = sessionStorage.getItem(TOKEN_KEY) !== null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    showLogin(err.message, sent);
+  }
+
   logout.addEventListener("click", function () {
     sessionStorage.removeItem(TOKEN_KEY);
     showLogin("Signed out.", false);
@@ -397,9 +426,7 @@
         return;
       }
       if (err instanceof AuthError) {
-        const sent = sessionStorage.getItem(TOKEN_KEY) !== null;
-        sessionStorage.removeItem(TOKEN_KEY);
-        showLogin(err.message, sent);
+        signInAgain(err);
         return;
       }
       view.replaceChildren(el("div", { class: "banner bad", role: "alert" }, err.message || String(err)));
@@ -490,20 +517,49 @@
     ctx.show(el("div", null, el("h1", null, "Modules"), form, content, pager));
   }
 
+  // pageModule shows a module's stored versions, and the two fixes an
+  // operator makes there: refreshing its list and @latest, and purging a
+  // version. The header and the status line stay while the versions are
+  // redrawn after each change, so the outcome stays in view.
   async function pageModule(ctx) {
     const path = ctx.arg;
-    // path= asks for this one module: modgate reads its keys alone.
-    const list = await api("/admin/v1/modules?" + new URLSearchParams({ path: path }));
-    const mod = list.modules.find(function (m) {
-      return m.path === path;
-    }) || null;
+    const mod = await storedModule(path);
     if (ctx.stale()) {
       return;
     }
-    const head = [el("p", null, link("#/modules", "← Modules")), el("h1", { class: "mono" }, path)];
-    if (!mod) {
-      ctx.show(el("div", null, head, el("p", { class: "note" }, "modgate stores no version of this module.")));
-      return;
+    const page = {
+      ctx: ctx,
+      path: path,
+      status: el("p", { id: "module-status", class: "status", role: "status", "aria-live": "polite", tabindex: "-1" }),
+      body: el("div"),
+    };
+    const refresh = el("button", { type: "button", id: "refresh", onclick: function () {
+      refreshModule(page);
+    } }, "Refresh list and @latest");
+    page.root = el("div", null,
+      el("p", null, link("#/modules", "← Modules")),
+      el("h1", { class: "mono" }, path),
+      el("div", { class: "actions" }, refresh, el("span", { class: "note" }, "Asks the source now, whatever --list-ttl says.")),
+      page.status,
+      page.body,
+      el("p", null, link(hashLink("audit", { module: path }), "Audit events of this module →")));
+    page.body.replaceChildren(moduleBody(page, mod));
+    ctx.show(page.root);
+  }
+
+  // storedModule is one module as the API lists what is stored, or null.
+  async function storedModule(path) {
+    // path= asks for this one module: modgate reads its keys alone.
+    const list = await api("/admin/v1/modules?" + new URLSearchParams({ path: path }));
+    return list.modules.find(function (m) {
+      return m.path === path;
+    }) || null;
+  }
+
+  // moduleBody is the cards and the versions table of mod, newest first.
+  function moduleBody(page, mod) {
+    if (!mod || mod.versions.length === 0) {
+      return el("p", { class: "note" }, "modgate stores no version of this module.");
     }
     const versions = mod.versions.slice().sort(function (a, b) {
       return compareSemver(b.version, a.version);
@@ -516,9 +572,11 @@
         downloads = (downloads || 0) + v.downloads;
       }
     }
+    // Each version's Purge sits under it, in the first column: a wide
+    // table scrolls in its box, and this column is always in view.
     const rows = versions.map(function (v) {
       return [
-        el("span", { class: "mono" }, v.version),
+        [el("span", { class: "mono" }, v.version), purgeControl(page, v.version)],
         timeCell(v.time),
         timeCell(v.fetched),
         v.origin || "—",
@@ -529,13 +587,117 @@
         v.h1 || "—",
       ];
     });
-    ctx.show(el("div", null, head,
+    return el("div", null,
       el("div", { class: "cards" },
         card("Versions stored", fmtNum(versions.length)),
         card("Size", fmtBytes(size)),
         card("Downloads", downloads === null ? "—" : fmtNum(downloads))),
-      table([["Version", "nowrap"], ["Published", "nowrap"], ["Fetched", "nowrap"], ["From"], ["Size", "num"], ["Files"], ["Downloads", "num"], ["Last access", "nowrap"], ["h1", "hash"]], rows),
-      el("p", null, link(hashLink("audit", { module: path }), "Audit events of this module →"))));
+      table([["Version", "nowrap"], ["Published", "nowrap"], ["Fetched", "nowrap"], ["From"], ["Size", "num"], ["Files"], ["Downloads", "num"], ["Last access", "nowrap"], ["h1", "hash"]], rows));
+  }
+
+  // purgeControl is a version row's Purge button. A click turns it into a
+  // question in the row (not window.confirm, which blocks the page):
+  // Confirm purges, Cancel or Escape takes the question back. Focus
+  // follows, so that the keyboard can do it all.
+  function purgeControl(page, version) {
+    const box = el("span", { class: "purge", "data-version": version });
+    const start = el("button", { type: "button", class: "quiet", "aria-label": "Purge " + version, onclick: ask }, "Purge");
+    function ask() {
+      const cancel = el("button", { type: "button", class: "quiet", onclick: back }, "Cancel");
+      box.replaceChildren(
+        el("span", { class: "question" }, "Purge " + version + "?"),
+        el("button", { type: "button", class: "danger", onclick: function () {
+          purgeVersion(page, version);
+        } }, "Confirm"),
+        cancel);
+      cancel.focus(); // the safe choice first
+    }
+    function back() {
+      box.replaceChildren(start);
+      start.focus();
+    }
+    box.addEventListener("keydown", function (ev) {
+      if (ev.key === "Escape" && !box.contains(start)) {
+        back();
+      }
+    });
+    box.append(start);
+    return box;
+  }
+
+  // refreshModule has modgate ask the source for the module's list and
+  // @latest now, and says what they are.
+  function refreshModule(page) {
+    write(page, "Asking the source about " + page.path + "…", async function () {
+      const r = await api("/admin/v1/refresh/" + proxyPathURL(page.path), "POST");
+      const n = (r.versions || []).length;
+      // A source that fails is a 502 with the server's line (clients
+      // keep getting the list kept before), shown as an error.
+      return "Refreshed " + r.module + ": the source lists " + (n ? plural(n, "version") : "no tagged version") +
+        (r.latest ? ", @latest is " + r.latest : ", and no @latest") + ".";
+    });
+  }
+
+  // purgeVersion removes a stored version's files and says how many.
+  function purgeVersion(page, version) {
+    write(page, "Purging " + page.path + "@" + version + "…", async function () {
+      const r = await api("/admin/v1/modules/" + proxyPathURL(page.path) + "/@v/" + encodeURIComponent(proxyEscape(version)), "DELETE");
+      // A version gone already (another operator, retention) is no
+      // error: the server answers that it removed no file.
+      return r.files > 0
+        ? "Purged " + r.module + "@" + r.version + " (" + plural(r.files, "file") + "): it is fetched again on its next request."
+        : r.module + "@" + r.version + " was not stored any more: nothing to purge.";
+    });
+  }
+
+  // write runs one change through the admin API for a module's page.
+  // Every button of the page is disabled until it is answered (one change
+  // at a time, no double submit). Then the versions are read again, so
+  // the page shows what is stored now, and the outcome, work's message or
+  // the server's line, goes to the status line, which takes the focus
+  // (the button pressed may be gone by then).
+  async function write(page, pending, work) {
+    setStatus(page.status, "busy", pending);
+    setBusy(page.root, true);
+    try {
+      let msg = await work();
+      const mod = await settled(storedModule(page.path));
+      if (mod instanceof Error) {
+        msg += " The versions could not be read again: " + mod.message;
+      } else if (!page.ctx.stale()) {
+        page.body.replaceChildren(moduleBody(page, mod));
+      }
+      setStatus(page.status, "ok", msg);
+    } catch (err) {
+      if (page.ctx.stale()) {
+        return;
+      }
+      if (err instanceof AuthError) {
+        signInAgain(err);
+        return;
+      }
+      setStatus(page.status, "error", err.message || String(err));
+    } finally {
+      setBusy(page.root, false);
+    }
+    if (!page.ctx.stale()) {
+      page.status.focus();
+    }
+  }
+
+  // setStatus shows text in a status line; data-result (busy, ok, error)
+  // says which, for the style and for tests.
+  function setStatus(node, result, text) {
+    node.dataset.result = result;
+    node.className = "status " + result;
+    node.textContent = text;
+  }
+
+  function setBusy(root, busy) {
+    root.setAttribute("aria-busy", String(busy));
+    for (const b of root.querySelectorAll("button")) {
+      b.disabled = busy;
+    }
   }
 
   async function pageStats(ctx) {
