@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/module"
 
@@ -66,6 +67,11 @@ func (s *Server) refreshModule(w http.ResponseWriter, r *http.Request) {
 		goproxy.WriteError(w, r, http.StatusBadRequest, "want POST /admin/v1/refresh/<escaped module path>")
 		return
 	}
+	now := time.Now
+	if s.now != nil {
+		now = s.now
+	}
+	asked := now()
 	s.cache.Invalidate(path)
 	vs, err := s.cache.List(r.Context(), path)
 	switch {
@@ -74,6 +80,16 @@ func (s *Server) refreshModule(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		goproxy.WriteError(w, r, http.StatusBadGateway, fmt.Sprintf("refreshing %s: %v", path, err))
+		return
+	case vs.Degraded || vs.Fetched.Before(asked):
+		// The source failed and clients keep getting what modgate had
+		// (stale-if-error): for the operator who asked, that is no
+		// refresh. The cause is in the log, with the source's name.
+		kept := "made from the versions stored"
+		if !vs.Degraded && !vs.Fetched.IsZero() {
+			kept = "fetched at " + vs.Fetched.UTC().Format(time.RFC3339)
+		}
+		goproxy.WriteError(w, r, http.StatusBadGateway, fmt.Sprintf("refreshing %s: the source did not answer (see modgate's log for why); clients still get the list %s", path, kept))
 		return
 	}
 	versions := make([]string, 0, len(vs.Tagged))

@@ -82,6 +82,17 @@ func TestAdminPurgeAndRefresh(t *testing.T) {
 	if _, body := do("GET", "/"+mod+"/@v/list"); body != "v1.0.0\nv1.1.0\n" {
 		t.Errorf("list after the refresh: %q", body)
 	}
+	// The source down: a refresh says so, rather than answering with the
+	// list kept, which clients still get.
+	up.SetDown(true)
+	status, body = do("POST", "/admin/v1/refresh/"+mod)
+	if status != http.StatusBadGateway || !strings.Contains(body, "the source did not answer") || !strings.Contains(body, "clients still get the list fetched at ") || strings.Count(body, "\n") != 1 {
+		t.Errorf("refresh with the source down: %d %q, want 502 saying the source did not answer", status, body)
+	}
+	if status, body := do("GET", "/"+mod+"/@v/list"); status != 200 || body != "v1.0.0\nv1.1.0\n" {
+		t.Errorf("list with the source down, after a refresh: %d %q", status, body)
+	}
+	up.SetDown(false)
 
 	// What is stored, for the operator.
 	if status, body := do("GET", "/admin/v1/modules?q=example.com"); status != 200 || !strings.Contains(body, `"path": "`+mod+`"`) {

@@ -65,6 +65,8 @@ type Server struct {
 	handler http.Handler
 	http    *http.Server
 	version string // what /setup tells clients
+	// now is the clock WithClock gave, nil for time.Now.
+	now func() time.Time
 }
 
 // New builds the server that cfg describes. ctx bounds the work of
@@ -87,7 +89,7 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Server, er
 		// --upstream-idle-timeout, whatever is asked of it.
 		o.client = source.NewHTTPClient(source.WithIdleTimeout(cfg.UpstreamIdleTimeout))
 	}
-	s := &Server{cfg: cfg, log: o.log}
+	s := &Server{cfg: cfg, log: o.log, now: o.now}
 	defer func() {
 		if err != nil { // release what was built before the failure
 			s.gate.close()
