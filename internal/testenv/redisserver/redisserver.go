@@ -70,9 +70,6 @@ type Server struct {
 // startTimeout bounds how long a redis-server may take to answer PING.
 const startTimeout = 10 * time.Second
 
-// startAttempts bounds how many ports StartOptions tries.
-const startAttempts = 5
-
 // Start runs a redis-server until the test ends.
 func Start(t testing.TB) *Server { return StartOptions(t, Options{}) }
 
@@ -84,19 +81,17 @@ func StartOptions(t testing.TB, opts Options) *Server {
 		testenv.SkipOrFatal(t, "redis-server is not installed (Debian package redis-server)")
 	}
 	s := &Server{t: t, opts: opts, dir: t.TempDir()}
-	// The port is chosen by listening on port 0 and closing the listener:
-	// another process may take it in between, so a failed start (the
-	// server exits, or another answers for it) is tried again on a new
-	// port.
-	for attempt := 1; ; attempt++ {
-		s.port = freePort(t)
-		err := s.start(bin)
-		if err == nil {
-			break
+	// redis-server takes its port as a flag, so the port is picked here.
+	err = testenv.RetryOnTakenPort(func() error {
+		port, err := freePort()
+		if err != nil {
+			return err
 		}
-		if attempt == startAttempts {
-			t.Fatalf("redisserver: %v", err)
-		}
+		s.port = port
+		return s.start(bin)
+	})
+	if err != nil {
+		t.Fatalf("redisserver: %v", err)
 	}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 	s.URL = "redis://" + s.Addr + "/0"
@@ -107,16 +102,9 @@ func StartOptions(t testing.TB, opts Options) *Server {
 	return s
 }
 
-// freePort returns a port of 127.0.0.1 that was free a moment ago. A
-// variable: the package's tests hand out taken ones.
-var freePort = func(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort is testenv.FreePort, a variable: the package's tests hand out
+// taken ports.
+var freePort = testenv.FreePort
 
 // start runs redis-server on s.port and waits until it answers.
 func (s *Server) start(bin string) error {
@@ -183,7 +171,7 @@ func (s *Server) start(bin string) error {
 	for {
 		select {
 		case <-exited:
-			return fmt.Errorf("redis-server exited at start:\n%s", log.String())
+			return testenv.PortTaken(log.String(), fmt.Errorf("redis-server exited at start:\n%s", log.String()))
 		default:
 		}
 		if err := s.ping(); err == nil {
@@ -201,7 +189,7 @@ func (s *Server) start(bin string) error {
 	if err := s.checkPID(cmd.Process.Pid); err != nil {
 		cmd.Process.Kill()
 		<-exited
-		return fmt.Errorf("%v:\n%s", err, log.String())
+		return fmt.Errorf("%w: %v:\n%s", testenv.ErrPortTaken, err, log.String())
 	}
 	if s.opts.Cluster {
 		if err := s.claimSlots(); err != nil {

@@ -14,13 +14,13 @@ func TestStartOnTakenPort(t *testing.T) {
 	taken := []int{other.port}
 	real := freePort
 	defer func() { freePort = real }()
-	freePort = func(t testing.TB) int {
+	freePort = func() (int, error) {
 		if len(taken) == 0 {
-			return real(t)
+			return real()
 		}
 		port := taken[0]
 		taken = taken[1:]
-		return port
+		return port, nil
 	}
 	s := Start(t)
 	if len(taken) != 0 {

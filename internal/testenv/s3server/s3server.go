@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -85,26 +85,12 @@ func Start(t testing.TB) *Server {
 		Dir:       t.TempDir(),
 	}
 	t.Cleanup(func() { s.stop(t) })
-	// versitygw takes its port as a flag, so the port is picked here, and
-	// another process may take it before versitygw binds it: versitygw
-	// then exits, and is started again on another port.
-	for attempt := 1; ; attempt++ {
-		err := s.start(bin)
-		if err == nil {
-			return s
-		}
-		if !errors.Is(err, errPortTaken) || attempt == startAttempts {
-			t.Fatalf("s3server: %v\nversitygw output:\n%s", err, s.logs.String())
-		}
+	// versitygw takes its port as a flag, so the port is picked here.
+	if err := testenv.RetryOnTakenPort(func() error { return s.start(bin) }); err != nil {
+		t.Fatalf("s3server: %v\nversitygw output:\n%s", err, s.logs.String())
 	}
+	return s
 }
-
-// startAttempts bounds how many ports Start tries.
-const startAttempts = 5
-
-// errPortTaken is a start that failed because another process had the
-// port.
-var errPortTaken = errors.New("the port was taken")
 
 // start runs versitygw on a port that was free a moment ago and waits
 // until it answers as itself. On an error the process has exited.
@@ -139,10 +125,7 @@ func (s *Server) start(bin string) error {
 		return nil
 	}
 	s.stop(nil)
-	if strings.Contains(strings.ToLower(out.String()), "address already in use") {
-		return fmt.Errorf("%w: %v", errPortTaken, err)
-	}
-	return err
+	return testenv.PortTaken(out.String(), err)
 }
 
 // CreateBucket creates an empty bucket. With the posix backend a bucket
@@ -230,13 +213,8 @@ func (s *Server) stop(t testing.TB) {
 // freeAddr returns a 127.0.0.1 address with a port that was free a moment
 // ago. A variable: the package's tests hand out taken ones.
 var freeAddr = func() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr, nil
+	port, err := testenv.FreePort()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), err
 }
 
 func randomHex(t testing.TB, n int) string {

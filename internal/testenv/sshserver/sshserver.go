@@ -10,7 +10,6 @@ package sshserver
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -99,26 +98,12 @@ func Start(t testing.TB) *Server {
 			t.Logf("sshd log:\n%s", s.log.String())
 		}
 	})
-	// The port is picked here, for sshd_config, and another process may
-	// take it before sshd binds it: sshd is then started again on another
-	// port.
-	for attempt := 1; ; attempt++ {
-		err := s.start(sshd, hostKey, authorized)
-		if err == nil {
-			return s
-		}
-		if !errors.Is(err, errPortTaken) || attempt == startAttempts {
-			t.Fatalf("sshserver: %v; sshd log:\n%s", err, s.log.String())
-		}
+	// The port is picked here, for sshd_config.
+	if err := testenv.RetryOnTakenPort(func() error { return s.start(sshd, hostKey, authorized) }); err != nil {
+		t.Fatalf("sshserver: %v; sshd log:\n%s", err, s.log.String())
 	}
+	return s
 }
-
-// startAttempts bounds how many ports Start tries.
-const startAttempts = 5
-
-// errPortTaken is a start that failed because another process had the
-// port.
-var errPortTaken = errors.New("the port was taken")
 
 // start runs sshd on a port that was free a moment ago, with the
 // known_hosts file for it, and waits until it answers as itself. On an
@@ -179,10 +164,7 @@ func (s *Server) start(sshd, hostKey, authorized string) error {
 		return nil
 	}
 	s.stop()
-	if strings.Contains(out.String(), "Address already in use") {
-		return fmt.Errorf("%w: %v", errPortTaken, err)
-	}
-	return err
+	return testenv.PortTaken(out.String(), err)
 }
 
 // stop kills the sshd it started, by its process id, and waits for it.
@@ -284,13 +266,6 @@ func (s *Server) checkHostKey() error {
 	return fmt.Errorf("ssh-keyscan %s: no %s host key in %q", s.Addr, s.hostKey[0], out)
 }
 
-// freePort returns a port of 127.0.0.1 that was free a moment ago. A
-// variable: the package's tests hand out taken ones.
-var freePort = func() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort is testenv.FreePort, a variable: the package's tests hand out
+// taken ports.
+var freePort = testenv.FreePort
