@@ -67,11 +67,7 @@ func (s *Server) refreshModule(w http.ResponseWriter, r *http.Request) {
 		goproxy.WriteError(w, r, http.StatusBadRequest, "want POST /admin/v1/refresh/<escaped module path>")
 		return
 	}
-	now := time.Now
-	if s.now != nil {
-		now = s.now
-	}
-	asked := now()
+	asked := s.now()
 	s.cache.Invalidate(path)
 	vs, err := s.cache.List(r.Context(), path)
 	switch {

@@ -65,7 +65,7 @@ type Server struct {
 	handler http.Handler
 	http    *http.Server
 	version string // what /setup tells clients
-	// now is the clock WithClock gave, nil for time.Now.
+	// now is the clock WithClock gave, or time.Now.
 	now func() time.Time
 }
 
@@ -90,6 +90,9 @@ func New(ctx context.Context, cfg *config.Config, opts ...Option) (_ *Server, er
 		o.client = source.NewHTTPClient(source.WithIdleTimeout(cfg.UpstreamIdleTimeout))
 	}
 	s := &Server{cfg: cfg, log: o.log, now: o.now}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	defer func() {
 		if err != nil { // release what was built before the failure
 			s.gate.close()
